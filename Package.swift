@@ -1,0 +1,141 @@
+// swift-tools-version:6.1
+// Tern: a WhatsApp-style messaging backend. One process, one LMDB store.
+//
+// Dependencies point one way: tern (executable) -> TernServer -> TernAPI -> TernAuth ->
+// TernStore -> TernLMDB/TernCore; the C libraries are wrapped once each (CLMDB by
+// TernLMDB, CSodium by TernSodium). Benchmarks build only when TERN_BENCH=1 is set, so
+// the cold CI build stays short.
+import Foundation
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+var products: [Product] = [
+    .executable(name: "tern", targets: ["tern"]),
+]
+
+var targets: [Target] = [
+    // C libraries from Debian's -dev packages.
+    .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+    .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+
+    // Owners of all unsafe code for their C library.
+    .target(name: "TernLMDB", dependencies: ["CLMDB"], swiftSettings: strict),
+    .target(name: "TernSodium", dependencies: ["CSodium"], swiftSettings: strict),
+
+    // Shared value types: ids, time, errors, validation rules.
+    .target(name: "TernCore", swiftSettings: strict),
+
+    // Every persisted byte layout, the group-commit store facade.
+    .target(
+        name: "TernStore",
+        dependencies: [
+            "TernLMDB", "TernCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // Phone login, PASETO tokens, sessions, OTP senders.
+    .target(
+        name: "TernAuth",
+        dependencies: [
+            "TernStore", "TernSodium", "TernCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // Configuration keys, file/env/flag layering, validation.
+    .target(name: "TernConfig", dependencies: ["TernCore"], swiftSettings: strict),
+
+    // The HTTP surface (Hummingbird 2): envelope, middleware, routes.
+    .target(
+        name: "TernAPI",
+        dependencies: [
+            "TernAuth", "TernStore", "TernCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // Assembles store, auth and API into services with an ordered start and shutdown.
+    .target(
+        name: "TernServer",
+        dependencies: [
+            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // The thin `tern` executable: subcommands, logging and Prometheus bootstrap.
+    .executableTarget(
+        name: "tern",
+        dependencies: [
+            "TernServer", "TernConfig", "TernAuth", "TernStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // Tests: one target per source target, plus end-to-end tests against the real binary.
+    .testTarget(name: "TernLMDBTests", dependencies: ["TernLMDB"], swiftSettings: strict),
+    .testTarget(name: "TernSodiumTests", dependencies: ["TernSodium"], swiftSettings: strict),
+    .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: strict),
+    .testTarget(name: "TernStoreTests", dependencies: ["TernStore", "TernLMDB"], swiftSettings: strict),
+    .testTarget(
+        name: "TernAuthTests",
+        dependencies: ["TernAuth", "TernStore", "TernSodium"],
+        resources: [.copy("Fixtures")],
+        swiftSettings: strict
+    ),
+    .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"], swiftSettings: strict),
+    .testTarget(
+        name: "TernServerTests",
+        dependencies: [
+            "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "tern",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ],
+        swiftSettings: strict
+    ),
+]
+
+if ProcessInfo.processInfo.environment["TERN_BENCH"] == "1" {
+    products.append(.executable(name: "tern-bench", targets: ["TernBench"]))
+    targets.append(
+        .executableTarget(name: "TernBench", dependencies: ["TernLMDB"], path: "Sources/TernBench", swiftSettings: strict)
+    )
+}
+
+let package = Package(
+    name: "tern",
+    platforms: [.macOS(.v14)],
+    products: products,
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: targets
+)

@@ -1,0 +1,171 @@
+import TernCore
+
+/// The validated, typed configuration of a Tern server.
+public struct TernConfiguration: Sendable {
+    public var httpHost = "127.0.0.1"
+    public var httpPort = 8080
+    public var maxBodySize = 1 << 20
+    public var trustForwardedFor = false
+    public var dataDirectory = "./data"
+    public var storeMapSize = 8 << 30
+    public var storeMaxReaders = 126
+    public var storeDurability = "sync"
+    public var storeMaxBatch = 1024
+    public var storeReadThreads = 4
+    public var staleReaderCheck: Duration = .seconds(60)
+    public var nosyncFlushInterval: Duration = .seconds(1)
+    public var accessTTL: Duration = .minutes(15)
+    public var refreshTTL: Duration = .days(30)
+    public var otpTTL: Duration = .minutes(5)
+    public var otpMaxAttempts = 5
+    public var otpLockout: Duration = .minutes(15)
+    public var otpSendWindow: Duration = .minutes(10)
+    public var otpMaxSends = 3
+    public var otpIPLimit = RateLimit.per(.hours(1), 20)
+    public var otpSender = "log"
+    public var webhookURL = ""
+    public var webhookToken = ""
+    public var otpEcho = false
+    public var devMode = false
+    public var keyReloadInterval: Duration = .seconds(30)
+    public var ipRateLimit = RateLimit.per(.minutes(1), 600)
+    public var userRateLimit = RateLimit.per(.minutes(1), 300)
+    public var devFactor = 100
+    public var logLevel = "info"
+    /// Raw values with their sources, for `tern config check`.
+    public var sources: [(key: String, value: String, source: String)] = []
+
+    public init() {}
+
+    /// The LMDB directory.
+    public var storePath: String { dataDirectory + "/store" }
+    /// Signing keys and secrets.
+    public var keysPath: String { dataDirectory + "/keys" }
+    /// Dev mode turns the echo on.
+    public var echoesOTP: Bool { otpEcho || devMode }
+
+    /// A limit as configured, relaxed by `ratelimit.dev_factor` in dev mode.
+    public func effective(_ limit: RateLimit) -> RateLimit {
+        devMode ? limit.scaled(Double(devFactor)) : limit
+    }
+
+    /// Types and checks every raw value; collects every problem.
+    static func build(_ raw: RawConfig) -> Result<TernConfiguration, ConfigErrors> {
+        var problems = raw.problems
+        var config = TernConfiguration()
+        func value(_ key: String) -> (value: String, source: String) { raw.values[key]! }
+        func fail(_ key: String, _ message: String) {
+            problems.append(ConfigProblem(key: key, source: value(key).source, message: message))
+        }
+
+        func typed<T>(_ key: String, _ parse: (String, ConfigKind) -> T?) -> T? {
+            let spec = ConfigKeys.named(key)!
+            guard let v = parse(value(key).value, spec.kind) else {
+                fail(key, "invalid value \"\(value(key).value)\": expected \(describe(spec.kind))")
+                return nil
+            }
+            return v
+        }
+        func string(_ key: String) -> String { value(key).value }
+        func int(_ key: String) -> Int? {
+            typed(key) { text, kind in
+                guard let n = Int(text.trimmingWhitespace()), case .int(let range) = kind, range.contains(n) else { return nil }
+                return n
+            }
+        }
+        func bool(_ key: String) -> Bool? { typed(key) { text, _ in ConfigValue.bool(text) } }
+        func duration(_ key: String) -> Duration? {
+            typed(key) { text, kind in
+                guard let d = ConfigValue.duration(text), case .duration(let range) = kind,
+                    d >= .seconds(range.lowerBound), d <= .seconds(range.upperBound)
+                else { return nil }
+                return d
+            }
+        }
+        func size(_ key: String) -> Int? {
+            typed(key) { text, kind in
+                guard let n = ConfigValue.size(text), case .size(let range) = kind, range.contains(n) else { return nil }
+                return n
+            }
+        }
+        func choice(_ key: String) -> String? {
+            typed(key) { text, kind in
+                guard case .choice(let options) = kind, options.contains(text.trimmingWhitespace()) else { return nil }
+                return text.trimmingWhitespace()
+            }
+        }
+        func rate(_ key: String) -> RateLimit? { typed(key) { text, _ in ConfigValue.rate(text) } }
+        func url(_ key: String) -> String? {
+            typed(key) { text, _ in
+                let t = text.trimmingWhitespace()
+                return t.isEmpty || t.hasPrefix("http://") || t.hasPrefix("https://") ? t : nil
+            }
+        }
+
+        config.httpHost = string("http.host")
+        if config.httpHost.isEmpty { fail("http.host", "must not be empty") }
+        config.httpPort = int("http.port") ?? config.httpPort
+        config.maxBodySize = size("http.max_body_size") ?? config.maxBodySize
+        config.trustForwardedFor = bool("http.trust_forwarded_for") ?? config.trustForwardedFor
+        config.dataDirectory = string("data.dir")
+        if config.dataDirectory.isEmpty { fail("data.dir", "must not be empty") }
+        config.storeMapSize = size("store.map_size") ?? config.storeMapSize
+        config.storeMaxReaders = int("store.max_readers") ?? config.storeMaxReaders
+        config.storeDurability = choice("store.durability") ?? config.storeDurability
+        config.storeMaxBatch = int("store.max_batch") ?? config.storeMaxBatch
+        config.storeReadThreads = int("store.read_threads") ?? config.storeReadThreads
+        config.staleReaderCheck = duration("store.stale_reader_check") ?? config.staleReaderCheck
+        config.nosyncFlushInterval = duration("store.nosync_flush_interval") ?? config.nosyncFlushInterval
+        config.accessTTL = duration("auth.access_ttl") ?? config.accessTTL
+        config.refreshTTL = duration("auth.refresh_ttl") ?? config.refreshTTL
+        config.otpTTL = duration("auth.otp_ttl") ?? config.otpTTL
+        config.otpMaxAttempts = int("auth.otp_max_attempts") ?? config.otpMaxAttempts
+        config.otpLockout = duration("auth.otp_lockout") ?? config.otpLockout
+        config.otpSendWindow = duration("auth.otp_send_window") ?? config.otpSendWindow
+        config.otpMaxSends = int("auth.otp_max_sends") ?? config.otpMaxSends
+        config.otpIPLimit = rate("auth.otp_ip_limit") ?? config.otpIPLimit
+        config.otpSender = choice("auth.otp_sender") ?? config.otpSender
+        config.webhookURL = url("auth.webhook_url") ?? config.webhookURL
+        config.webhookToken = string("auth.webhook_token")
+        config.otpEcho = bool("auth.otp_echo") ?? config.otpEcho
+        config.devMode = bool("auth.dev_mode") ?? config.devMode
+        config.keyReloadInterval = duration("auth.key_reload_interval") ?? config.keyReloadInterval
+        config.ipRateLimit = rate("ratelimit.ip") ?? config.ipRateLimit
+        config.userRateLimit = rate("ratelimit.user") ?? config.userRateLimit
+        config.devFactor = int("ratelimit.dev_factor") ?? config.devFactor
+        config.logLevel = choice("log.level") ?? config.logLevel
+
+        // Rules that span keys.
+        if config.otpSender == "webhook" && config.webhookURL.isEmpty {
+            fail("auth.webhook_url", "required when auth.otp_sender = webhook")
+        }
+        if config.storeMaxReaders < config.storeReadThreads + 8 {
+            fail("store.max_readers", "must be at least store.read_threads + 8 (\(config.storeReadThreads + 8))")
+        }
+        if config.accessTTL >= config.refreshTTL {
+            fail("auth.access_ttl", "must be shorter than auth.refresh_ttl")
+        }
+
+        config.sources = ConfigKeys.all.map { key in
+            let v = raw.values[key.name]!
+            let shown = key.name == "auth.webhook_token" && !v.value.isEmpty ? "(set)" : v.value
+            return (key.name, shown, v.source)
+        }
+        if problems.isEmpty { return .success(config) }
+        return .failure(ConfigErrors(problems: problems))
+    }
+}
+
+/// Human description of a kind, for error messages.
+func describe(_ kind: ConfigKind) -> String {
+    switch kind {
+    case .string: "a string"
+    case .url: "an http(s) URL or empty"
+    case .bool: "true or false"
+    case .int(let r): "an integer in \(r.lowerBound)...\(r.upperBound)"
+    case .duration(let r): "a duration such as 30s, 15m, 2h, 7d (between \(r.lowerBound)s and \(r.upperBound)s)"
+    case .size(let r): "a size such as 512KiB, 8MiB, 8GiB (between \(r.lowerBound) and \(r.upperBound) bytes)"
+    case .choice(let options): "one of " + options.joined(separator: ", ")
+    case .rate: "a rate such as 20/1h or 600/1m"
+    }
+}

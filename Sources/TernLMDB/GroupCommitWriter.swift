@@ -1,0 +1,236 @@
+import CLMDB
+import Foundation
+
+/// What one group commit did, reported to an observer for metrics and logs.
+public struct CommitReport: Sendable {
+    /// Write requests that shared the transaction (including ones that failed).
+    public var requests: Int
+    /// Times the batch was rebuilt because a request failed after writing.
+    public var replays: Int
+    /// Wall time of the commit call alone (the fdatasync with `.sync`).
+    public var commitNanoseconds: UInt64
+    /// Wall time from starting the transaction to the end of the commit.
+    public var totalNanoseconds: UInt64
+    /// The commit's error, if the batch was not stored.
+    public var error: LMDBError?
+}
+
+/// Raised for writes submitted after `shutdown()`.
+public struct WriterStoppedError: Error, Sendable, CustomStringConvertible {
+    public var description: String { "the store writer has shut down" }
+}
+
+/// The single writer: one dedicated thread that runs every write closure and commits them
+/// in batches ("group commit").
+///
+/// Callers `await write { txn in … }`. Closures queued while a commit is in flight share
+/// the next transaction and its one fsync; each caller resumes only after the commit that
+/// holds its changes returned success (with `.sync` durability, after the data is on disk).
+///
+/// Isolation between callers without nested transactions: a closure that throws *before*
+/// writing simply fails on its own. A closure that throws after writing, or that hits an
+/// error which breaks LMDB's transaction (map full, I/O), gets its error and the batch is
+/// rebuilt from scratch without it — closures must therefore be re-runnable (pure functions
+/// of the store state plus their captured inputs). Write closures should validate first and
+/// write last, which keeps replays rare.
+public final class GroupCommitWriter: @unchecked Sendable {
+    private let environment: LMDBEnvironment
+    private let maxBatch: Int
+    private let observer: (@Sendable (CommitReport) -> Void)?
+    private let condition = NSCondition()
+    private var queue: [any WriteRequest] = []
+    private var stopping = false
+    private var stopped = false
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    private var thread: Thread?
+
+    /// Starts the writer thread. `maxBatch` caps the requests that share one transaction.
+    public init(
+        environment: LMDBEnvironment,
+        maxBatch: Int = 1024,
+        observer: (@Sendable (CommitReport) -> Void)? = nil
+    ) {
+        precondition(!environment.configuration.readOnly, "a read-only environment has no writer")
+        self.environment = environment
+        self.maxBatch = max(1, maxBatch)
+        self.observer = observer
+        let thread = Thread { self.run() }
+        thread.name = "tern.store.writer"
+        thread.stackSize = 4 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Runs `body` in the next group-committed write transaction and returns its result
+    /// once the transaction is committed.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (LMDBTransaction) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let request = TypedWriteRequest(body: body, continuation: continuation)
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                continuation.resume(throwing: WriterStoppedError())
+                return
+            }
+            queue.append(request)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Requests already queued.
+    public var pendingCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count
+    }
+
+    /// Stops accepting writes, commits everything already queued, and ends the thread.
+    public func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if stopped {
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            stopping = true
+            stopWaiters.append(continuation)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    // MARK: the writer thread
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && stopping {
+                stopped = true
+                let waiters = stopWaiters
+                stopWaiters = []
+                condition.unlock()
+                for waiter in waiters { waiter.resume() }
+                return
+            }
+            let take = min(queue.count, maxBatch)
+            let batch = Array(queue.prefix(take))
+            queue.removeFirst(take)
+            condition.unlock()
+            commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [any WriteRequest]) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var live = batch
+        var replays = 0
+        rebuild: while true {
+            var raw: OpaquePointer?
+            let rc = mdb_txn_begin(environment.handle, nil, 0, &raw)
+            guard rc == MDB_SUCCESS, let raw else {
+                let error = LMDBError(code: rc, operation: "mdb_txn_begin(write)")
+                for request in live { request.fail(error) }
+                report(batch.count, replays, 0, start, error)
+                return
+            }
+            let txn = LMDBTransaction(raw, readOnly: false)
+            for (index, request) in live.enumerated() {
+                let before = txn.mutationCount
+                let outcome = request.execute(txn)
+                let broken = txn.poison != nil
+                if !outcome || broken {
+                    if txn.mutationCount == before && !broken {
+                        continue  // failed cleanly: nothing of it is in the transaction
+                    }
+                    // Its partial writes (or a broken LMDB transaction) are in the way:
+                    // drop it and run the rest again in a fresh transaction.
+                    txn.invalidate()
+                    mdb_txn_abort(raw)
+                    if let poison = txn.poison, outcome { request.fail(poison) }
+                    request.deliver()
+                    live.remove(at: index)
+                    replays += 1
+                    continue rebuild
+                }
+            }
+            txn.invalidate()
+            if txn.mutationCount == 0 {
+                mdb_txn_abort(raw)
+                for request in live { request.deliver() }
+                report(batch.count, replays, 0, start, nil)
+                return
+            }
+            let commitStart = DispatchTime.now().uptimeNanoseconds
+            let crc = mdb_txn_commit(raw)
+            let commitNanos = DispatchTime.now().uptimeNanoseconds - commitStart
+            if crc == MDB_SUCCESS {
+                for request in live { request.deliver() }
+                report(batch.count, replays, commitNanos, start, nil)
+            } else {
+                let error = LMDBError(code: crc, operation: "mdb_txn_commit")
+                for request in live { request.failIfSucceeded(error) }
+                report(batch.count, replays, commitNanos, start, error)
+            }
+            return
+        }
+    }
+
+    private func report(_ requests: Int, _ replays: Int, _ commitNanos: UInt64, _ start: UInt64, _ error: LMDBError?) {
+        guard let observer else { return }
+        observer(
+            CommitReport(
+                requests: requests,
+                replays: replays,
+                commitNanoseconds: commitNanos,
+                totalNanoseconds: DispatchTime.now().uptimeNanoseconds - start,
+                error: error
+            )
+        )
+    }
+}
+
+/// A queued write, type-erased for the writer thread.
+private protocol WriteRequest: AnyObject {
+    /// Runs the closure; returns false if it threw (the error is kept).
+    func execute(_ txn: LMDBTransaction) -> Bool
+    /// Replaces the outcome with `error`.
+    func fail(_ error: any Error)
+    /// Replaces a successful outcome with `error` (a failed commit).
+    func failIfSucceeded(_ error: any Error)
+    /// Resumes the caller with the outcome.
+    func deliver()
+}
+
+private final class TypedWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
+    let body: @Sendable (LMDBTransaction) throws -> T
+    let continuation: CheckedContinuation<T, any Error>
+    var outcome: Result<T, any Error>?
+
+    init(body: @escaping @Sendable (LMDBTransaction) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+        self.body = body
+        self.continuation = continuation
+    }
+
+    func execute(_ txn: LMDBTransaction) -> Bool {
+        do {
+            outcome = .success(try body(txn))
+            return true
+        } catch {
+            outcome = .failure(error)
+            return false
+        }
+    }
+
+    func fail(_ error: any Error) { outcome = .failure(error) }
+
+    func failIfSucceeded(_ error: any Error) {
+        if case .success = outcome { outcome = .failure(error) }
+    }
+
+    func deliver() {
+        continuation.resume(with: outcome ?? .failure(WriterStoppedError()))
+    }
+}

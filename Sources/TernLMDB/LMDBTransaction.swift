@@ -1,0 +1,199 @@
+import CLMDB
+import Foundation
+
+/// A live LMDB transaction, valid only inside the closure it was handed to.
+///
+/// Not `Sendable` on purpose: it cannot be captured by a task or held across an `await`.
+/// Buffers passed to callbacks point into the memory map and are valid only during the
+/// callback; `get` returns a copy.
+public final class LMDBTransaction {
+    private var txn: OpaquePointer?
+    /// True for read-only transactions (from the read pool).
+    public let isReadOnly: Bool
+    /// Number of successful puts/deletes; the writer uses it to know whether a failed
+    /// closure left changes behind.
+    public private(set) var mutationCount = 0
+    /// Set when a write operation failed in a way that leaves LMDB's transaction unusable
+    /// (`MDB_MAP_FULL`, `MDB_TXN_FULL`, I/O errors).
+    public private(set) var poison: LMDBError?
+
+    init(_ txn: OpaquePointer, readOnly: Bool) {
+        self.txn = txn
+        self.isReadOnly = readOnly
+    }
+
+    /// Ends the wrapper's life; any later use traps.
+    func invalidate() { txn = nil }
+
+    @inline(__always)
+    private var handle: OpaquePointer {
+        guard let txn else { preconditionFailure("LMDB transaction used after its closure returned") }
+        return txn
+    }
+
+    // MARK: reads
+
+    /// Calls `body` with the value stored under `key`, or returns nil if there is none.
+    public func withValue<R>(
+        _ db: LMDBDatabase, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        var v = MDB_val()
+        let rc = key.withUnsafeBytes { kb -> Int32 in
+            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            return mdb_get(handle, db.dbi, &k, &v)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_get(\(db.name))")
+        return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+    }
+
+    /// A copy of the value stored under `key`.
+    public func get(_ db: LMDBDatabase, _ key: [UInt8]) throws -> [UInt8]? {
+        try withValue(db, key) { Array($0) }
+    }
+
+    /// Whether `key` exists.
+    public func contains(_ db: LMDBDatabase, _ key: [UInt8]) throws -> Bool {
+        try withValue(db, key) { _ in true } ?? false
+    }
+
+    /// Number of entries in `db`.
+    public func count(_ db: LMDBDatabase) throws -> Int {
+        var stat = MDB_stat()
+        try check(mdb_stat(handle, db.dbi, &stat), "mdb_stat(\(db.name))")
+        return stat.ms_entries
+    }
+
+    // MARK: writes
+
+    /// Stores `value` under `key`. With `overwrite: false` an existing key is left alone
+    /// and the call returns false.
+    @discardableResult
+    public func put(_ db: LMDBDatabase, _ key: [UInt8], _ value: [UInt8], overwrite: Bool = true) throws -> Bool {
+        precondition(!isReadOnly, "put in a read-only transaction")
+        let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)
+        let rc = key.withUnsafeBytes { kb in
+            value.withUnsafeBytes { vb -> Int32 in
+                var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+                var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
+                return mdb_put(handle, db.dbi, &k, &v, flags)
+            }
+        }
+        if rc == MDB_KEYEXIST && !overwrite { return false }
+        try checkWrite(rc, "mdb_put(\(db.name))")
+        mutationCount += 1
+        return true
+    }
+
+    /// Removes `key`; returns false if it did not exist.
+    @discardableResult
+    public func delete(_ db: LMDBDatabase, _ key: [UInt8]) throws -> Bool {
+        precondition(!isReadOnly, "delete in a read-only transaction")
+        let rc = key.withUnsafeBytes { kb -> Int32 in
+            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            return mdb_del(handle, db.dbi, &k, nil)
+        }
+        if rc == MDB_NOTFOUND { return false }
+        try checkWrite(rc, "mdb_del(\(db.name))")
+        mutationCount += 1
+        return true
+    }
+
+    /// Removes every entry of `db` (the database itself stays).
+    public func clear(_ db: LMDBDatabase) throws {
+        precondition(!isReadOnly, "clear in a read-only transaction")
+        try checkWrite(mdb_drop(handle, db.dbi, 0), "mdb_drop(\(db.name))")
+        mutationCount += 1
+    }
+
+    private func checkWrite(_ rc: Int32, _ operation: @autoclosure () -> String) throws {
+        guard rc != MDB_SUCCESS else { return }
+        let error = LMDBError(code: rc, operation: operation())
+        // Argument errors (key too long, bad flags) leave the transaction usable; anything
+        // else (map full, txn full, I/O) marks it failed inside LMDB.
+        if rc != MDB_BAD_VALSIZE && rc != EINVAL && poison == nil { poison = error }
+        throw error
+    }
+
+    // MARK: cursors
+
+    /// Visits entries with `lower <= key < upper` in key order (or reverse order), until
+    /// `body` returns false. A nil bound is open. Keys compare as LMDB does: bytewise, a
+    /// shorter key before its extensions.
+    public func scan(
+        _ db: LMDBDatabase,
+        from lower: [UInt8]? = nil,
+        to upper: [UInt8]? = nil,
+        reverse: Bool = false,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val()
+        var v = MDB_val()
+
+        func position(_ bound: [UInt8]?, fallback: MDB_cursor_op) -> Int32 {
+            guard let bound else { return mdb_cursor_get(cursor, &k, &v, fallback) }
+            return bound.withUnsafeBytes { bb -> Int32 in
+                k = MDB_val(mv_size: bb.count, mv_data: UnsafeMutableRawPointer(mutating: bb.baseAddress))
+                return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+            }
+        }
+
+        var rc: Int32
+        if reverse {
+            if upper == nil {
+                rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+            } else {
+                rc = position(upper, fallback: MDB_LAST)
+                if rc == MDB_NOTFOUND {
+                    rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+                } else if rc == MDB_SUCCESS {
+                    rc = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+                }
+            }
+        } else {
+            rc = position(lower, fallback: MDB_FIRST)
+        }
+
+        while rc == MDB_SUCCESS {
+            let key = UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size)
+            if reverse {
+                if let lower, compareKeys(key, lower) < 0 { return }
+            } else {
+                if let upper, compareKeys(key, upper) >= 0 { return }
+            }
+            let value = UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
+            if try !body(key, value) { return }
+            rc = mdb_cursor_get(cursor, &k, &v, reverse ? MDB_PREV : MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(db.name))") }
+    }
+}
+
+/// LMDB's default key order: memcmp over the common length, then shorter first.
+public func compareKeys(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Int {
+    b.withUnsafeBytes { bb in
+        let n = min(a.count, bb.count)
+        if n > 0, let pa = a.baseAddress, let pb = bb.baseAddress {
+            let c = memcmp(pa, pb, n)
+            if c != 0 { return c < 0 ? -1 : 1 }
+        }
+        return a.count == bb.count ? 0 : (a.count < bb.count ? -1 : 1)
+    }
+}
+
+/// The smallest key greater than every key that starts with `prefix` (nil if none exists,
+/// i.e. the prefix is all 0xFF). Use as the exclusive upper bound of a prefix scan.
+public func prefixUpperBound(_ prefix: [UInt8]) -> [UInt8]? {
+    var bound = prefix
+    while let last = bound.last {
+        if last < 0xFF {
+            bound[bound.count - 1] = last + 1
+            return bound
+        }
+        bound.removeLast()
+    }
+    return nil
+}

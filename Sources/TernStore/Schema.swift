@@ -1,0 +1,106 @@
+import TernCore
+import TernLMDB
+
+/// The store's tables (LMDB named databases) and their key layouts.
+///
+/// Schema version 1. Keys are raw bytes; integers in keys are big-endian so that byte order
+/// is numeric order; ids are their 16 raw bytes; phones and tokens are their UTF-8 bytes.
+/// Every value starts with a layout version byte (see each record's file).
+///
+/// | table          | key                                   | value                        |
+/// |----------------|---------------------------------------|------------------------------|
+/// | `meta`         | ASCII name                            | per name (see `MetaKey`)     |
+/// | `users`        | user id (16)                          | `UserRecord`                 |
+/// | `phones`       | E.164 phone (UTF-8)                   | user id (16)                 |
+/// | `devices`      | device number (u64)                   | `DeviceRecord`               |
+/// | `user_devices` | user id (16) ‖ client device id       | device number (u64)          |
+/// | `sessions`     | session id (16)                       | `SessionRecord`              |
+/// | `refresh`      | SHA-256 of the refresh token (32)     | `RefreshTokenRecord`         |
+/// | `otps`         | E.164 phone (UTF-8)                   | `OtpRecord`                  |
+/// | `contacts`     | owner id (16) ‖ contact user id (16)  | `ContactRecord`              |
+/// | `blocks`       | blocker id (16) ‖ blocked id (16)     | `BlockRecord`                |
+/// | `privacy`      | user id (16)                          | `PrivacyRecord`              |
+/// | `push_tokens`  | push token (UTF-8)                    | `PushTokenRecord`            |
+/// | `user_push`    | user id (16) ‖ push token (UTF-8)     | empty                        |
+/// | `presence`     | user id (16)                          | `PresenceRecord`             |
+public enum Schema {
+    /// The schema this binary writes. A store with a higher version is refused; a lower one
+    /// is migrated at open.
+    public static let version: UInt32 = 1
+
+    /// Every table, in creation order.
+    public static let tableNames = [
+        "meta", "users", "phones", "devices", "user_devices", "sessions", "refresh", "otps",
+        "contacts", "blocks", "privacy", "push_tokens", "user_push", "presence",
+    ]
+}
+
+/// Names in the `meta` table.
+public enum MetaKey {
+    /// u32: the schema version of the data folder.
+    public static let schemaVersion = Array("schema_version".utf8)
+    /// u64: the last device number handed out.
+    public static let lastDeviceNumber = Array("last_device_number".utf8)
+    /// u64: bumped by readiness probes (proves the writer commits).
+    public static let probe = Array("probe".utf8)
+}
+
+/// The opened handles of every table.
+public struct Tables: Sendable {
+    public let meta: LMDBDatabase
+    public let users: LMDBDatabase
+    public let phones: LMDBDatabase
+    public let devices: LMDBDatabase
+    public let userDevices: LMDBDatabase
+    public let sessions: LMDBDatabase
+    public let refresh: LMDBDatabase
+    public let otps: LMDBDatabase
+    public let contacts: LMDBDatabase
+    public let blocks: LMDBDatabase
+    public let privacy: LMDBDatabase
+    public let pushTokens: LMDBDatabase
+    public let userPush: LMDBDatabase
+    public let presence: LMDBDatabase
+
+    /// Opens every table; creates missing ones unless the environment is read-only.
+    init(environment: LMDBEnvironment) throws {
+        let create = !environment.configuration.readOnly
+        var opened: [String: LMDBDatabase] = [:]
+        for name in Schema.tableNames {
+            opened[name] = try environment.openDatabase(name, create: create)
+        }
+        meta = opened["meta"]!
+        users = opened["users"]!
+        phones = opened["phones"]!
+        devices = opened["devices"]!
+        userDevices = opened["user_devices"]!
+        sessions = opened["sessions"]!
+        refresh = opened["refresh"]!
+        otps = opened["otps"]!
+        contacts = opened["contacts"]!
+        blocks = opened["blocks"]!
+        privacy = opened["privacy"]!
+        pushTokens = opened["push_tokens"]!
+        userPush = opened["user_push"]!
+        presence = opened["presence"]!
+    }
+}
+
+/// Key encodings, one function per table. The only place keys are built.
+public enum Keys {
+    public static func id(_ id: TernID) -> [UInt8] { id.bytes }
+
+    public static func pair(_ a: TernID, _ b: TernID) -> [UInt8] { a.bytes + b.bytes }
+
+    public static func u64(_ v: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 8)
+        w.u64(v)
+        return w.bytes
+    }
+
+    public static func text(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    public static func userDevice(_ user: TernID, _ clientID: String) -> [UInt8] { user.bytes + Array(clientID.utf8) }
+
+    public static func userPush(_ user: TernID, _ token: String) -> [UInt8] { user.bytes + Array(token.utf8) }
+}
