@@ -62,6 +62,8 @@ var targets: [Target] = [
         dependencies: [
             "TernAuth", "TernStore", "TernCore",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ],
@@ -72,8 +74,10 @@ var targets: [Target] = [
     .target(
         name: "TernServer",
         dependencies: [
-            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore",
+            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernLMDB",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ],
@@ -136,6 +140,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: targets
 )

@@ -104,3 +104,21 @@ extension WriteTx {
         try put(record, in: tables.presence, at: Keys.id(user))
     }
 }
+
+extension ReadTx {
+    /// Whether `viewer` passes `owner`'s visibility setting `setting`: everyone; contacts =
+    /// `viewer` is in `owner`'s contact list; nobody. The owner always sees their own data.
+    public func allows(_ setting: Visibility, owner: TernID, viewer: TernID) throws -> Bool {
+        if owner == viewer { return true }
+        switch setting {
+        case .everyone: return true
+        case .contacts: return try hasContact(owner: owner, contact: viewer)
+        case .nobody: return false
+        }
+    }
+
+    /// Whether either user has blocked the other.
+    public func eitherBlocked(_ a: TernID, _ b: TernID) throws -> Bool {
+        try isBlocked(blocker: a, blocked: b) || isBlocked(blocker: b, blocked: a)
+    }
+}
