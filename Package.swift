@@ -98,21 +98,22 @@ var targets: [Target] = [
     ),
 
     // Tests: one target per source target, plus end-to-end tests against the real binary.
-    .testTarget(name: "TernLMDBTests", dependencies: ["TernLMDB"], swiftSettings: strict),
+    .target(name: "TernTestSupport", path: "Tests/TernTestSupport", swiftSettings: strict),
+    .testTarget(name: "TernLMDBTests", dependencies: ["TernLMDB", "TernTestSupport"], swiftSettings: strict),
     .testTarget(name: "TernSodiumTests", dependencies: ["TernSodium"], swiftSettings: strict),
     .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: strict),
-    .testTarget(name: "TernStoreTests", dependencies: ["TernStore", "TernLMDB"], swiftSettings: strict),
+    .testTarget(name: "TernStoreTests", dependencies: ["TernStore", "TernLMDB", "TernCore", "TernTestSupport"], swiftSettings: strict),
     .testTarget(
         name: "TernAuthTests",
-        dependencies: ["TernAuth", "TernStore", "TernSodium"],
+        dependencies: ["TernAuth", "TernStore", "TernSodium", "TernCore", "TernTestSupport"],
         resources: [.copy("Fixtures")],
         swiftSettings: strict
     ),
-    .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"], swiftSettings: strict),
+    .testTarget(name: "TernConfigTests", dependencies: ["TernConfig", "TernCore", "TernTestSupport"], swiftSettings: strict),
     .testTarget(
         name: "TernServerTests",
         dependencies: [
-            "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "tern",
+            "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernTestSupport", "tern",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ],

@@ -171,7 +171,10 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 report(batch.count, replays, commitNanos, start, nil)
             } else {
                 let error = LMDBError(code: crc, operation: "mdb_txn_commit")
-                for request in live { request.failIfSucceeded(error) }
+                for request in live {
+                    request.failIfSucceeded(error)
+                    request.deliver()
+                }
                 report(batch.count, replays, commitNanos, start, error)
             }
             return

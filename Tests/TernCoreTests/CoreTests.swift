@@ -1,0 +1,95 @@
+import Testing
+
+@testable import TernCore
+
+@Suite("Core value types")
+struct CoreTests {
+    @Test("ids print as lowercase UUIDs and parse back")
+    func ids() {
+        let id = TernID.random()
+        #expect(TernID(id.description) == id)
+        #expect(TernID(id.description.uppercased()) == id)
+        #expect(TernID(bytes: id.bytes) == id)
+        #expect(id.description.count == 36)
+        #expect(id.description == id.description.lowercased())
+        #expect(Array(id.description)[14] == "4")
+        #expect(TernID("not-a-uuid") == nil)
+        #expect(TernID("123e4567-e89b-12d3-a456-42661417400g") == nil)
+        #expect(TernID("123e4567e89b-12d3-a456-4266141740000") == nil)
+        #expect(TernID("123e4567-e89b-12d3-a456-426614174000")?.description == "123e4567-e89b-12d3-a456-426614174000")
+    }
+
+    @Test("timestamps format and parse RFC 3339")
+    func timestamps() {
+        #expect(Timestamp(milliseconds: 0).rfc3339 == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp(milliseconds: 1_764_164_520_123).rfc3339 == "2025-11-26T13:42:00.123Z")
+        #expect(Timestamp(milliseconds: 951_782_400_000).rfc3339 == "2000-02-29T00:00:00.000Z")
+        #expect(Timestamp(milliseconds: -1).rfc3339 == "1969-12-31T23:59:59.999Z")
+        #expect(Timestamp(rfc3339: "2025-11-26T13:42:00.123Z")?.milliseconds == 1_764_164_520_123)
+        #expect(Timestamp(rfc3339: "2025-11-26T14:42:00+01:00")?.milliseconds == 1_764_164_520_000)
+        #expect(Timestamp(rfc3339: "2025-11-26T13:42:00.1234567Z")?.milliseconds == 1_764_164_520_123)
+        #expect(Timestamp(rfc3339: "2022-01-01T00:00:00+00:00")?.milliseconds == 1_640_995_200_000)
+        #expect(Timestamp(rfc3339: "2025-13-26T13:42:00Z") == nil)
+        #expect(Timestamp(rfc3339: "yesterday") == nil)
+        #expect(Timestamp(rfc3339: "2025-11-26T13:42:00") == nil)
+        for _ in 0..<100 {
+            let t = Timestamp(milliseconds: Int64.random(in: 0...4_102_444_800_000))
+            #expect(Timestamp(rfc3339: t.rfc3339) == t)
+        }
+    }
+
+    @Test("E.164 and phone normalisation")
+    func phones() {
+        #expect(Validate.isE164("+14155550123"))
+        #expect(Validate.isE164("+447911123456"))
+        #expect(!Validate.isE164("14155550123"))
+        #expect(!Validate.isE164("+04155550123"))
+        #expect(!Validate.isE164("+1415555012345678"))
+        #expect(!Validate.isE164("+1 415 555"))
+        #expect(!Validate.isE164("+"))
+        #expect(Validate.normalizedPhone("+1 (415) 555-0123") == "+14155550123")
+        #expect(Validate.normalizedPhone("0415 555") == nil)
+    }
+
+    @Test("text, url and token validation name the field")
+    func validation() {
+        #expect(throws: TernError.validation("display_name must be at most 3 characters")) {
+            try Validate.text("abcd", field: "display_name", max: 3)
+        }
+        #expect(throws: TernError.self) { try Validate.text("a\u{0}b", field: "f", max: 10) }
+        #expect(throws: TernError.self) { try Validate.text("a\nb", field: "f", max: 10) }
+        #expect(throws: Never.self) { try Validate.text("a\nb", field: "f", max: 10, multiline: true) }
+        #expect(throws: Never.self) { try Validate.text("Zoë 👋", field: "f", max: 5) }
+        #expect(throws: TernError.self) { try Validate.url("javascript:alert(1)", field: "u", max: 100) }
+        #expect(throws: Never.self) { try Validate.url("https://cdn.example/a.jpg", field: "u", max: 100) }
+        #expect(throws: TernError.self) { try Validate.token("a b", field: "device_id", max: 10) }
+        #expect(throws: TernError.self) { try Validate.token("", field: "device_id", max: 10) }
+        #expect(throws: Never.self) { try Validate.token("pixel-8:a_b.c", field: "device_id", max: 20) }
+    }
+
+    @Test("token buckets allow the burst, then refill at the rate, per key")
+    func rateLimiter() {
+        let clock = ManualClock()
+        let limiter = RateLimiter(limit: .per(.seconds(60), 3), clock: clock)
+        #expect(limiter.acquire("a") == nil)
+        #expect(limiter.acquire("a") == nil)
+        #expect(limiter.acquire("a") == nil)
+        #expect(limiter.acquire("a") == 20)
+        #expect(limiter.acquire("b") == nil, "keys are independent")
+        clock.advance(by: .seconds(20))
+        #expect(limiter.acquire("a") == nil)
+        #expect(limiter.acquire("a") != nil)
+    }
+
+    @Test("the limiter forgets idle keys when it holds too many")
+    func rateLimiterEviction() {
+        let clock = ManualClock()
+        let limiter = RateLimiter(limit: .per(.seconds(1), 10), clock: clock, maxKeys: 100)
+        for i in 0..<100 { _ = limiter.acquire("k\(i)") }
+        clock.advance(by: .seconds(5))
+        _ = limiter.acquire("new")
+        #expect(limiter.keyCount <= 100)
+        _ = limiter.acquire("another")
+        #expect(limiter.keyCount < 10)
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+import TernTestSupport
+
+@testable import TernLMDB
+
+/// Counts commits reported by the writer.
+final class CommitLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var reports: [CommitReport] = []
+
+    func add(_ report: CommitReport) {
+        lock.lock()
+        reports.append(report)
+        lock.unlock()
+    }
+
+    var snapshot: [CommitReport] {
+        lock.lock()
+        defer { lock.unlock() }
+        return reports
+    }
+}
+
+struct Failure: Error, Equatable {
+    let id: Int
+}
+
+private func key(_ i: Int) -> [UInt8] {
+    var k = [UInt8](repeating: 0, count: 8)
+    for b in 0..<8 { k[b] = UInt8(truncatingIfNeeded: UInt64(i) >> UInt64(56 - 8 * b)) }
+    return k
+}
+
+@Suite("Group commit writer")
+struct GroupCommitWriterTests {
+    func open(_ dir: TemporaryDirectory, mapSize: Int = 64 << 20) throws -> (LMDBEnvironment, LMDBDatabase) {
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: mapSize))
+        let db = try env.openDatabase("t", create: true)
+        return (env, db)
+    }
+
+    @Test("concurrent writers share commits, and each write is committed when its call returns")
+    func batching() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let log = CommitLog()
+        let writer = GroupCommitWriter(environment: env, maxBatch: 1024) { log.add($0) }
+        let writes = 400
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<writes {
+                group.addTask {
+                    try await writer.write { txn in try txn.put(db, key(i), Array("v\(i)".utf8)) }
+                    // Resumed only after the commit: a fresh read transaction sees it.
+                    let seen = try env.withReadTransaction { try $0.get(db, key(i)) }
+                    #expect(seen == Array("v\(i)".utf8))
+                }
+            }
+            try await group.waitForAll()
+        }
+        await writer.shutdown()
+        let reports = log.snapshot
+        let committed = reports.filter { $0.error == nil && $0.commitNanoseconds > 0 }
+        #expect(reports.map(\.requests).reduce(0, +) == writes)
+        #expect(committed.count < writes, "expected batching: \(committed.count) commits for \(writes) writes")
+        #expect(reports.contains { $0.requests > 1 })
+        env.close()
+    }
+
+    @Test("a closure that throws before writing fails alone; the rest of its batch commits")
+    func cleanFailure() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let log = CommitLog()
+        let writer = GroupCommitWriter(environment: env) { log.add($0) }
+        let results = await withTaskGroup(of: (Int, Bool).self) { group in
+            for i in 0..<100 {
+                group.addTask {
+                    do {
+                        try await writer.write { txn in
+                            if i % 10 == 3 { throw Failure(id: i) }
+                            try txn.put(db, key(i), [1])
+                        }
+                        return (i, true)
+                    } catch {
+                        #expect(error as? Failure == Failure(id: i))
+                        return (i, false)
+                    }
+                }
+            }
+            return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        for i in 0..<100 { #expect(results[i] == (i % 10 != 3)) }
+        try env.withReadTransaction { txn throws in
+            for i in 0..<100 { #expect(try txn.contains(db, key(i)) == (i % 10 != 3)) }
+        }
+        #expect(log.snapshot.allSatisfy { $0.replays == 0 })
+        await writer.shutdown()
+        env.close()
+    }
+
+    @Test("a closure that throws after writing leaves nothing behind; its batch is rebuilt without it")
+    func failureAfterWrite() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let log = CommitLog()
+        let writer = GroupCommitWriter(environment: env) { log.add($0) }
+        // Hold the writer busy so the next requests queue into one batch.
+        let gate = DispatchSemaphore(value: 0)
+        let running = DispatchSemaphore(value: 0)
+        let blocker = Task {
+            try await writer.write { txn in
+                running.signal()
+                gate.wait()
+                try txn.put(db, key(1000), [0])
+            }
+        }
+        await Task.detached { running.wait() }.value
+        let tasks = (0..<20).map { i in
+            Task { () -> Bool in
+                do {
+                    try await writer.write { txn in
+                        try txn.put(db, key(i), [UInt8(i)])
+                        if i == 7 { throw Failure(id: i) }
+                    }
+                    return true
+                } catch {
+                    return false
+                }
+            }
+        }
+        while writer.pendingCount < 20 { try await Task.sleep(for: .milliseconds(5)) }
+        gate.signal()
+        try await blocker.value
+        var outcomes: [Bool] = []
+        for task in tasks { outcomes.append(await task.value) }
+        #expect(outcomes.enumerated().allSatisfy { $0.element == ($0.offset != 7) })
+        try env.withReadTransaction { txn throws in
+            #expect(try txn.get(db, key(7)) == nil)
+            for i in 0..<20 where i != 7 { #expect(try txn.get(db, key(i)) == [UInt8(i)]) }
+        }
+        #expect(log.snapshot.contains { $0.replays == 1 && $0.requests == 20 })
+        await writer.shutdown()
+        env.close()
+    }
+
+    @Test("a full map is a typed error, nothing of the failed write is stored, and reads keep working")
+    func mapFull() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir, mapSize: 1 << 20)
+        let writer = GroupCommitWriter(environment: env)
+        _ = try await writer.write { txn in try txn.put(db, Array("keep".utf8), Array("me".utf8)) }
+        var failure: LMDBError?
+        var stored = 0
+        for i in 0..<10_000 {
+            do {
+                _ = try await writer.write { txn in try txn.put(db, key(i), [UInt8](repeating: 7, count: 4000)) }
+                stored += 1
+            } catch let error as LMDBError {
+                failure = error
+                break
+            }
+        }
+        #expect(failure?.isMapFull == true)
+        #expect(stored > 10)
+        try env.withReadTransaction { txn throws in
+            #expect(try txn.get(db, Array("keep".utf8)) == Array("me".utf8))
+            #expect(try txn.count(db) == stored + 1)
+        }
+        // Deleting frees room for more.
+        let written = stored
+        try await writer.write { txn in
+            for i in 0..<written { try txn.delete(db, key(i)) }
+        }
+        _ = try await writer.write { txn in try txn.put(db, key(1), [UInt8](repeating: 1, count: 4000)) }
+        await writer.shutdown()
+        env.close()
+    }
+
+    @Test("shutdown commits what was queued and refuses later writes")
+    func shutdown() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let writer = GroupCommitWriter(environment: env)
+        let pending = (0..<50).map { i in Task { try await writer.write { txn in try txn.put(db, key(i), [1]) } } }
+        for task in pending { try await task.value }
+        await writer.shutdown()
+        await #expect(throws: WriterStoppedError.self) {
+            try await writer.write { txn in try txn.put(db, key(99), [1]) }
+        }
+        #expect(try env.withReadTransaction { try $0.count(db) } == 50)
+        env.close()
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+import TernTestSupport
+
+@testable import TernLMDB
+
+@Suite("LMDB environment, transactions, cursors")
+struct LMDBEnvironmentTests {
+    @Test("data survives close and reopen")
+    func reopen() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+            let db = try env.openDatabase("t", create: true)
+            try env.withWriteTransaction { try $0.put(db, [1, 2], [3, 4]) }
+            env.close()
+        }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+        let db = try env.openDatabase("t", create: false)
+        #expect(try env.withReadTransaction { try $0.get(db, [1, 2]) } == [3, 4])
+        env.close()
+    }
+
+    @Test("a read-only second handle sees committed data only")
+    func readOnlyOpen() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+        let db = try env.openDatabase("t", create: true)
+        try env.withWriteTransaction { try $0.put(db, [1], [1]) }
+        env.close()
+        let ro = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20, readOnly: true))
+        let rdb = try ro.openDatabase("t", create: false)
+        #expect(try ro.withReadTransaction { try $0.get(rdb, [1]) } == [1])
+        #expect(throws: LMDBError.self) { try ro.openDatabase("missing", create: false) }
+        ro.close()
+    }
+
+    @Test("prefix and range scans follow byte order, forwards and backwards")
+    func scans() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+        let db = try env.openDatabase("t", create: true)
+        let keys: [[UInt8]] = [[0x01], [0x01, 0x00], [0x01, 0x05], [0x01, 0xFF], [0x02], [0x02, 0x01], [0xFF, 0xFF]]
+        try env.withWriteTransaction { txn throws in
+            for k in keys.shuffled() { try txn.put(db, k, k) }
+        }
+        func collect(_ lower: [UInt8]?, _ upper: [UInt8]?, reverse: Bool) throws -> [[UInt8]] {
+            try env.withReadTransaction { txn throws in
+                var out: [[UInt8]] = []
+                try txn.scan(db, from: lower, to: upper, reverse: reverse) { k, v in
+                    #expect(Array(k) == Array(v))
+                    out.append(Array(k))
+                    return true
+                }
+                return out
+            }
+        }
+        #expect(try collect(nil, nil, reverse: false) == keys)
+        #expect(try collect(nil, nil, reverse: true) == keys.reversed())
+        let prefix: [UInt8] = [0x01]
+        #expect(try collect(prefix, prefixUpperBound(prefix), reverse: false) == Array(keys[0...3]))
+        #expect(try collect(prefix, prefixUpperBound(prefix), reverse: true) == Array(keys[0...3]).reversed())
+        #expect(try collect([0x01, 0x05], [0x02, 0x01], reverse: false) == [[0x01, 0x05], [0x01, 0xFF], [0x02]])
+        #expect(try collect([0x01, 0x05], [0x02, 0x01], reverse: true) == [[0x02], [0x01, 0xFF], [0x01, 0x05]])
+        #expect(try collect([0x03], [0x04], reverse: true) == [])
+        #expect(prefixUpperBound([0xFF, 0xFF]) == nil)
+        #expect(prefixUpperBound([0x01, 0xFF]) == [0x02])
+        // Stopping early.
+        let first = try env.withReadTransaction { txn -> Int in
+            var n = 0
+            try txn.scan(db) { _, _ in n += 1; return n < 2 }
+            return n
+        }
+        #expect(first == 2)
+        env.close()
+    }
+
+    @Test("put without overwrite, delete of a missing key, oversized keys")
+    func writeEdges() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+        let db = try env.openDatabase("t", create: true)
+        try env.withWriteTransaction { txn throws in
+            #expect(try txn.put(db, [1], [1], overwrite: false))
+            #expect(try !txn.put(db, [1], [2], overwrite: false))
+            #expect(try txn.get(db, [1]) == [1])
+            #expect(try !txn.delete(db, [9]))
+            #expect(throws: LMDBError.self) { try txn.put(db, [UInt8](repeating: 1, count: 600), [1]) }
+            #expect(txn.poison == nil, "a rejected key must not break the transaction")
+            try txn.put(db, [2], [2])
+        }
+        #expect(try env.withReadTransaction { try $0.count(db) } == 2)
+        env.close()
+    }
+
+    @Test("pooled read transactions work from many threads at once and see new commits")
+    func readPool() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+        let db = try env.openDatabase("t", create: true)
+        let pool = LMDBReadPool(environment: env, capacity: 4)
+        try env.withWriteTransaction { try $0.put(db, [0], [0]) }
+        let counts = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<64 {
+                group.addTask {
+                    await Task.detached {
+                        (try? pool.read { try $0.count(db) }) ?? -1
+                    }.value
+                }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(counts.allSatisfy { $0 == 1 })
+        try env.withWriteTransaction { try $0.put(db, [1], [1]) }
+        #expect(try pool.read { try $0.count(db) } == 2, "a renewed transaction sees the latest commit")
+        pool.close()
+        #expect(throws: LMDBError.self) { try pool.read { try $0.count(db) } }
+        env.close()
+    }
+
+    @Test("usage reports map size, pages and readers")
+    func usage() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 32 << 20, maxReaders: 50))
+        let usage = try env.usage()
+        #expect(usage.mapSize == 32 << 20)
+        #expect(usage.maxReaders == 50)
+        #expect(usage.usedPages >= 1)
+        #expect(try env.clearStaleReaders() == 0)
+        env.close()
+    }
+}
