@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import Testing
+import TernCore
+import TernLMDB
+import TernTestSupport
+
+@testable import TernStore
+
+func openStore(_ dir: TemporaryDirectory, mapSize: Int = 64 << 20, readOnly: Bool = false) throws -> Store {
+    try Store(
+        configuration: StoreConfiguration(path: dir.file("store"), mapSize: mapSize, readOnly: readOnly),
+        logger: Logger(label: "test"))
+}
+
+@Suite("Store: schema, durability, errors")
+struct StoreTests {
+    @Test("writes survive close and reopen")
+    func reopen() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let now = Timestamp(milliseconds: 1_800_000_000_000)
+        let user = UserRecord(id: TernID.random(), phone: "+14155550100", displayName: "Ana", createdAt: now, updatedAt: now)
+        do {
+            let store = try openStore(dir)
+            try await store.write { try $0.putUser(user) }
+            await store.close()
+        }
+        let store = try openStore(dir)
+        #expect(try await store.read { try $0.user(user.id) } == user)
+        #expect(try await store.read { try $0.userID(phone: "+14155550100") } == user.id)
+        await store.close()
+    }
+
+    @Test("a data folder from a newer schema is refused with a clear message")
+    func schemaTooNew() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        try await store.write { tx in
+            var w = ByteWriter()
+            w.u32(Schema.version + 1)
+            try tx.putBytes(w.bytes, in: tx.tables.meta, at: MetaKey.schemaVersion)
+        }
+        await store.close()
+        do {
+            _ = try openStore(dir)
+            Issue.record("a newer schema must be refused")
+        } catch let error as StoreError {
+            #expect(error == .schemaTooNew(found: Schema.version + 1, supported: Schema.version))
+            #expect(error.description.contains("upgrade tern"))
+        }
+    }
+
+    @Test("a full map is StoreError.mapFull; reads keep working; other writes still fit")
+    func mapFull() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir, mapSize: 1 << 20)
+        let now = Timestamp(milliseconds: 1)
+        let keep = UserRecord(id: TernID.random(), phone: "+10000000001", createdAt: now, updatedAt: now)
+        try await store.write { try $0.putUser(keep) }
+        var hitFull = false
+        for i in 0..<2000 {
+            do {
+                let big = UserRecord(
+                    id: TernID.random(), phone: "+1\(1_000_000_000 + i)", displayName: "x",
+                    statusText: String(repeating: "s", count: 3000), createdAt: now, updatedAt: now)
+                try await store.write { try $0.putUser(big) }
+            } catch let error as StoreError {
+                #expect(error == .mapFull)
+                #expect(error.clientError.code == .storageFull)
+                #expect(error.clientError.status == 507)
+                hitFull = true
+                break
+            }
+        }
+        #expect(hitFull)
+        #expect(try await store.read { try $0.user(keep.id) } == keep)
+        await store.close()
+    }
+
+    @Test("records round-trip through their layouts; damage and newer layouts are errors")
+    func codecs() throws {
+        let t = Timestamp(milliseconds: 1_800_000_000_123)
+        let user = UserRecord(id: TernID.random(), phone: "+14155550100", displayName: "Zoë 👋", avatarURL: "https://a/b", statusText: "hi", createdAt: t, updatedAt: t, disabled: true)
+        #expect(try UserRecord.decode(user.encoded()) == user)
+        let device = DeviceRecord(number: 42, userID: TernID.random(), clientID: "install-1", name: "Pixel", platform: "android", createdAt: t, lastLoginAt: t, sessionID: TernID.random())
+        #expect(try DeviceRecord.decode(device.encoded()) == device)
+        let session = SessionRecord(id: TernID.random(), userID: TernID.random(), deviceNumber: 3, createdAt: t, expiresAt: t, revokedAt: t, revokeReason: .refreshReuse, generation: 9)
+        #expect(try SessionRecord.decode(session.encoded()) == session)
+        let live = SessionRecord(id: TernID.random(), userID: TernID.random(), deviceNumber: 3, createdAt: t, expiresAt: t)
+        #expect(try SessionRecord.decode(live.encoded()) == live)
+        let refresh = RefreshTokenRecord(sessionID: TernID.random(), generation: 2, expiresAt: t)
+        #expect(try RefreshTokenRecord.decode(refresh.encoded()) == refresh)
+        let otp = OtpRecord(codeTag: [UInt8](repeating: 5, count: 32), issuedAt: t, expiresAt: t, failedAttempts: 3, lockedUntil: t, windowStart: t, sendsInWindow: 2)
+        #expect(try OtpRecord.decode(otp.encoded()) == otp)
+        let spent = OtpRecord(codeTag: [], issuedAt: t, expiresAt: t, windowStart: t, sendsInWindow: 1)
+        #expect(try OtpRecord.decode(spent.encoded()) == spent)
+        let privacy = PrivacyRecord(lastSeen: .nobody, profilePhoto: .contacts, about: .everyone, readReceipts: false, updatedAt: t)
+        #expect(try PrivacyRecord.decode(privacy.encoded()) == privacy)
+        let push = PushTokenRecord(userID: TernID.random(), deviceNumber: 1, platform: "ios", createdAt: t, updatedAt: t)
+        #expect(try PushTokenRecord.decode(push.encoded()) == push)
+        #expect(try ContactRecord.decode(ContactRecord(nickname: "mum", createdAt: t).encoded()) == ContactRecord(nickname: "mum", createdAt: t))
+        #expect(try PresenceRecord.decode(PresenceRecord(lastSeen: t).encoded()) == PresenceRecord(lastSeen: t))
+
+        var bytes = user.encoded()
+        #expect(throws: StoreError.self) { try UserRecord.decode(Array(bytes.prefix(bytes.count - 3))) }
+        bytes[0] = UserRecord.layoutVersion + 1
+        #expect(throws: StoreError.self) { try UserRecord.decode(bytes) }
+        #expect(throws: StoreError.self) { try UserRecord.decode([]) }
+        var badPrivacy = privacy.encoded()
+        badPrivacy[1] = 9
+        #expect(throws: StoreError.self) { try PrivacyRecord.decode(badPrivacy) }
+        // Integer keys sort numerically.
+        #expect(Keys.u64(255).lexicographicallyPrecedes(Keys.u64(256)))
+    }
+
+    @Test("indexes: devices per user, contacts, blocks, push tokens move between users")
+    func indexes() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let t = Timestamp(milliseconds: 1)
+        let a = TernID.random()
+        let b = TernID.random()
+        try await store.write { tx in
+            for name in ["z", "a", "m"] {
+                let n = try tx.allocateDeviceNumber()
+                try tx.putDevice(DeviceRecord(number: n, userID: a, clientID: name, name: "", platform: "", createdAt: t, lastLoginAt: t, sessionID: TernID.random()))
+            }
+            try tx.putContact(owner: a, contact: b, ContactRecord(createdAt: t))
+            try tx.putBlock(blocker: b, blocked: a, BlockRecord(createdAt: t))
+            try tx.putPushToken("tok", PushTokenRecord(userID: a, deviceNumber: 1, platform: "android", createdAt: t, updatedAt: t))
+            try tx.putPushToken("tok", PushTokenRecord(userID: b, deviceNumber: 2, platform: "android", createdAt: t, updatedAt: t))
+        }
+        try store.readNow { tx throws in
+            #expect(try tx.devices(of: a).map(\.clientID) == ["a", "m", "z"])
+            #expect(try tx.devices(of: b).isEmpty)
+            #expect(try tx.device(user: a, clientID: "m")?.number == 3)
+            #expect(try tx.hasContact(owner: a, contact: b))
+            #expect(try !tx.hasContact(owner: b, contact: a))
+            #expect(try tx.isBlocked(blocker: b, blocked: a))
+            #expect(try tx.eitherBlocked(a, b))
+            #expect(try tx.pushTokens(of: a).isEmpty)
+            #expect(try tx.pushTokens(of: b).map(\.token) == ["tok"])
+        }
+        await store.close()
+    }
+
+    @Test("a read-only store beside a writer sees committed data and refuses writes")
+    func readOnly() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let t = Timestamp(milliseconds: 1)
+        let user = UserRecord(id: TernID.random(), phone: "+14155550100", createdAt: t, updatedAt: t)
+        try await store.write { try $0.putUser(user) }
+        await store.close()
+        let ro = try openStore(dir, readOnly: true)
+        #expect(try ro.readNow { try $0.user(user.id) } == user)
+        await #expect(throws: StoreError.self) { try await ro.write { try $0.putUser(user) } }
+        await ro.close()
+    }
+}
