@@ -116,6 +116,10 @@ var targets: [Target] = [
             "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernTestSupport", "tern",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ],
         swiftSettings: strict
     ),
