@@ -38,7 +38,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private let maxBatch: Int
     private let observer: (@Sendable (CommitReport) -> Void)?
     private let condition = NSCondition()
-    private var queue: [any WriteRequest] = []
+    private var queue: [WriteRequest] = []
     private var stopping = false
     private var stopped = false
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
@@ -63,19 +63,26 @@ public final class GroupCommitWriter: @unchecked Sendable {
 
     /// Runs `body` in the next group-committed write transaction and returns its result
     /// once the transaction is committed.
+    @inlinable
     public func write<T: Sendable>(_ body: @escaping @Sendable (LMDBTransaction) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let request = TypedWriteRequest(body: body, continuation: continuation)
-            condition.lock()
-            if stopping {
-                condition.unlock()
-                continuation.resume(throwing: WriterStoppedError())
-                return
-            }
-            queue.append(request)
-            condition.signal()
-            condition.unlock()
+        try await withUnsafeThrowingContinuation { continuation in
+            enqueue(TypedWriteRequest(body: body, continuation: continuation))
         }
+    }
+
+    /// Queues `request` for the writer thread, or fails it if the writer stopped.
+    @usableFromInline
+    func enqueue(_ request: WriteRequest) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            request.fail(WriterStoppedError())
+            request.deliver()
+            return
+        }
+        queue.append(request)
+        condition.signal()
+        condition.unlock()
     }
 
     /// Requests already queued.
@@ -115,15 +122,21 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 for waiter in waiters { waiter.resume() }
                 return
             }
-            let take = min(queue.count, maxBatch)
-            let batch = Array(queue.prefix(take))
-            queue.removeFirst(take)
+            let batch: [WriteRequest]
+            if queue.count <= maxBatch {
+                batch = queue
+                queue = []
+                queue.reserveCapacity(batch.count)
+            } else {
+                batch = Array(queue.prefix(maxBatch))
+                queue.removeFirst(maxBatch)
+            }
             condition.unlock()
             commit(batch)
         }
     }
 
-    private func commit(_ batch: [any WriteRequest]) {
+    private func commit(_ batch: [WriteRequest]) {
         let start = DispatchTime.now().uptimeNanoseconds
         var live = batch
         var replays = 0
@@ -132,7 +145,10 @@ public final class GroupCommitWriter: @unchecked Sendable {
             let rc = mdb_txn_begin(environment.handle, nil, 0, &raw)
             guard rc == MDB_SUCCESS, let raw else {
                 let error = LMDBError(code: rc, operation: "mdb_txn_begin(write)")
-                for request in live { request.fail(error) }
+                for request in live {
+                    request.fail(error)
+                    request.deliver()
+                }
                 report(batch.count, replays, 0, start, error)
                 return
             }
@@ -195,29 +211,34 @@ public final class GroupCommitWriter: @unchecked Sendable {
     }
 }
 
-/// A queued write, type-erased for the writer thread.
-private protocol WriteRequest: AnyObject {
+/// A queued write, type-erased for the writer thread (a class rather than a protocol so
+/// that `write` can be inlined and specialised in its callers).
+@usableFromInline
+class WriteRequest: @unchecked Sendable {
+    @usableFromInline init() {}
     /// Runs the closure; returns false if it threw (the error is kept).
-    func execute(_ txn: LMDBTransaction) -> Bool
+    func execute(_ txn: LMDBTransaction) -> Bool { fatalError("abstract") }
     /// Replaces the outcome with `error`.
-    func fail(_ error: any Error)
+    @usableFromInline func fail(_ error: any Error) { fatalError("abstract") }
     /// Replaces a successful outcome with `error` (a failed commit).
-    func failIfSucceeded(_ error: any Error)
+    func failIfSucceeded(_ error: any Error) { fatalError("abstract") }
     /// Resumes the caller with the outcome.
-    func deliver()
+    @usableFromInline func deliver() { fatalError("abstract") }
 }
 
-private final class TypedWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
+@usableFromInline
+final class TypedWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
     let body: @Sendable (LMDBTransaction) throws -> T
-    let continuation: CheckedContinuation<T, any Error>
+    let continuation: UnsafeContinuation<T, any Error>
     var outcome: Result<T, any Error>?
 
-    init(body: @escaping @Sendable (LMDBTransaction) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+    @usableFromInline
+    init(body: @escaping @Sendable (LMDBTransaction) throws -> T, continuation: UnsafeContinuation<T, any Error>) {
         self.body = body
         self.continuation = continuation
     }
 
-    func execute(_ txn: LMDBTransaction) -> Bool {
+    override func execute(_ txn: LMDBTransaction) -> Bool {
         do {
             outcome = .success(try body(txn))
             return true
@@ -227,13 +248,14 @@ private final class TypedWriteRequest<T: Sendable>: WriteRequest, @unchecked Sen
         }
     }
 
-    func fail(_ error: any Error) { outcome = .failure(error) }
+    @usableFromInline override func fail(_ error: any Error) { outcome = .failure(error) }
 
-    func failIfSucceeded(_ error: any Error) {
+    override func failIfSucceeded(_ error: any Error) {
         if case .success = outcome { outcome = .failure(error) }
     }
 
-    func deliver() {
+    /// Each request is delivered exactly once (the writer drops it from its batch after).
+    @usableFromInline override func deliver() {
         continuation.resume(with: outcome ?? .failure(WriterStoppedError()))
     }
 }
