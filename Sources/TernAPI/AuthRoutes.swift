@@ -66,7 +66,7 @@ struct AuthRoutes {
         let ttl = grant.accessExpiresIn.wholeSeconds
         return try Envelope.ok(
             LoginDTO(
-                accessToken: grant.accessToken, refreshToken: grant.refreshToken, expiresIn: ttl, expiresInSeconds: ttl,
+                tokens: TokenPairDTO(accessToken: grant.accessToken, refreshToken: grant.refreshToken, expiresIn: ttl, expiresInSeconds: ttl),
                 user: UserDTO(own: grant.user), isNewUser: grant.isNewUser, deviceID: grant.device.clientID,
                 sessionID: grant.session.id.description))
     }

@@ -182,27 +182,28 @@ struct TokenPairDTO: Encodable, Sendable {
     }
 }
 
+/// The `verify-otp` answer: the token pair's fields plus who logged in on which device.
 struct LoginDTO: Encodable, Sendable {
-    var accessToken: String
-    var refreshToken: String
-    var tokenType = "Bearer"
-    var expiresIn: Int64
-    var expiresInSeconds: Int64
+    var tokens: TokenPairDTO
     var user: UserDTO
     var isNewUser: Bool
     var deviceID: String
     var sessionID: String
 
     enum CodingKeys: String, CodingKey {
-        case accessToken = "access_token"
-        case refreshToken = "refresh_token"
-        case tokenType = "token_type"
-        case expiresIn = "expires_in"
-        case expiresInSeconds = "expires_in_seconds"
         case user
         case isNewUser = "is_new_user"
         case deviceID = "device_id"
         case sessionID = "session_id"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try tokens.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(user, forKey: .user)
+        try container.encode(isNewUser, forKey: .isNewUser)
+        try container.encode(deviceID, forKey: .deviceID)
+        try container.encode(sessionID, forKey: .sessionID)
     }
 }
 

@@ -71,7 +71,10 @@ public struct LMDBUsage: Sendable {
     /// Pages in use up to the highest one ever allocated (the file's high-water mark).
     public var usedPages: Int
     public var maxReaders: Int
+    /// Reader slots held by live or dead readers now (from `mdb_reader_list`).
     public var readersInUse: Int
+    /// Highest number of reader slots ever used at once (LMDB's `me_numreaders`).
+    public var readerSlotsUsed: Int
     public var lastTransactionID: Int
 
     public var usedBytes: Int { usedPages * pageSize }
@@ -178,6 +181,26 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return Int(dead)
     }
 
+    /// Reader slots currently taken (by any process, live or not yet found dead).
+    public func readerCount() throws -> Int {
+        final class Lines { var count = 0 }
+        let lines = Lines()
+        let rc = withExtendedLifetime(lines) {
+            mdb_reader_list(handle, { message, context in
+                guard let message, let context else { return 0 }
+                let text = String(cString: message)
+                // One header line ("    pid     thread     txnid"), then one line per reader,
+                // or "(no active readers)".
+                if !text.contains("pid") && !text.contains("no active readers") {
+                    Unmanaged<Lines>.fromOpaque(context).takeUnretainedValue().count += 1
+                }
+                return 0
+            }, Unmanaged.passUnretained(lines).toOpaque())
+        }
+        if rc < 0 { throw LMDBError(code: rc, operation: "mdb_reader_list") }
+        return lines.count
+    }
+
     /// Flushes buffers to disk; with `.nosync` this is what makes earlier commits durable.
     public func sync(force: Bool = true) throws {
         try check(mdb_env_sync(handle, force ? 1 : 0), "mdb_env_sync")
@@ -194,7 +217,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
             pageSize: Int(stat.ms_psize),
             usedPages: info.me_last_pgno + 1,
             maxReaders: Int(info.me_maxreaders),
-            readersInUse: Int(info.me_numreaders),
+            readersInUse: try readerCount(),
+            readerSlotsUsed: Int(info.me_numreaders),
             lastTransactionID: info.me_last_txnid
         )
     }
