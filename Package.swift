@@ -29,6 +29,9 @@ var targets: [Target] = [
     // Shared value types: ids, time, errors, validation rules.
     .target(name: "TernCore", swiftSettings: strict),
 
+    // Wire formats: strict JSON parser/writer, WebSocket frame envelope.
+    .target(name: "TernWire", swiftSettings: strict),
+
     // Every persisted byte layout, the group-commit store facade.
     .target(
         name: "TernStore",
@@ -102,6 +105,7 @@ var targets: [Target] = [
     .testTarget(name: "TernLMDBTests", dependencies: ["TernLMDB", "TernTestSupport"], swiftSettings: strict),
     .testTarget(name: "TernSodiumTests", dependencies: ["TernSodium"], swiftSettings: strict),
     .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: strict),
+    .testTarget(name: "TernWireTests", dependencies: ["TernWire"], swiftSettings: strict),
     .testTarget(name: "TernStoreTests", dependencies: ["TernStore", "TernLMDB", "TernCore", "TernTestSupport"], swiftSettings: strict),
     .testTarget(
         name: "TernAuthTests",

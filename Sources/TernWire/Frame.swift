@@ -1,0 +1,121 @@
+/// A frame from a client, in either shape the contract accepts: `{"event": E, "data": {…}}`
+/// (the Android app) or `{"type": E, "payload": {…}}` (the seed's docs and tests), with an
+/// optional `ref` that error frames echo.
+public struct InboundFrame: Sendable, Equatable {
+    public var event: String
+    public var data: [String: JSON]
+    public var ref: String?
+
+    public init(event: String, data: [String: JSON], ref: String? = nil) {
+        self.event = event
+        self.data = data
+        self.ref = ref
+    }
+
+    /// The client's reference for error frames: the frame `ref`, else `data.client_msg_id`.
+    public var reference: String? { ref ?? data["client_msg_id"]?.stringValue }
+}
+
+/// Why a client frame was refused; each has a stable wire code.
+public enum FrameError: Error, Sendable, Equatable {
+    case invalidUTF8
+    case malformedJSON(String)
+    case notAnObject
+    case missingEvent
+    case badData(String)
+
+    public var code: String {
+        switch self {
+        case .invalidUTF8: "INVALID_UTF8"
+        case .malformedJSON: "MALFORMED_JSON"
+        case .notAnObject, .missingEvent, .badData: "BAD_FRAME"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .invalidUTF8: "frame is not valid UTF-8"
+        case .malformedJSON(let detail): "frame is not valid JSON: \(detail)"
+        case .notAnObject: "frame must be a JSON object"
+        case .missingEvent: "frame needs a string \"event\" (or \"type\")"
+        case .badData(let detail): detail
+        }
+    }
+}
+
+extension InboundFrame {
+    /// Parses a text frame's bytes.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(FrameError) -> InboundFrame {
+        let json: JSON
+        do {
+            json = try JSONParser.parse(bytes, maxDepth: 16)
+        } catch let error {
+            if case .invalidUTF8 = error { throw FrameError.invalidUTF8 }
+            throw FrameError.malformedJSON(error.description)
+        }
+        guard case .object(let top) = json else { throw .notAnObject }
+        let ref = top["ref"]?.stringValue ?? top["ref"]?.intValue.map { String($0) }
+        guard let event = (top["event"] ?? top["type"])?.stringValue, !event.isEmpty, event.utf8.count <= 64 else {
+            throw .missingEvent
+        }
+        let body = top["data"] ?? top["payload"]
+        switch body {
+        case nil, .null?:
+            return InboundFrame(event: event, data: [:], ref: ref)
+        case .object(let data)?:
+            return InboundFrame(event: event, data: data, ref: ref)
+        default:
+            throw .badData("\"data\" must be an object")
+        }
+    }
+}
+
+/// Builds server frames: `{"event": E, "type": E[, "seq": N], "data": {…}}`. Both name keys
+/// are sent so that clients of either shape can dispatch.
+public enum OutboundFrame {
+    /// A frame whose data is written by `body` into an open object.
+    public static func make(_ event: String, seq: UInt64? = nil, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
+        var w = JSONWriter(capacity: 160)
+        w.beginObject()
+        w.member("event", event)
+        w.member("type", event)
+        if let seq {
+            w.key("seq")
+            w.uint(seq)
+        }
+        w.key("data")
+        w.beginObject()
+        body(&w)
+        w.endObject()
+        w.endObject()
+        return w.bytes
+    }
+
+    /// A frame around pre-serialised data (a stored mailbox entry).
+    public static func wrap(_ event: String, seq: UInt64?, data: [UInt8]) -> [UInt8] {
+        var w = JSONWriter(capacity: data.count + 80)
+        w.beginObject()
+        w.member("event", event)
+        w.member("type", event)
+        if let seq {
+            w.key("seq")
+            w.uint(seq)
+        }
+        w.key("data")
+        w.raw(data)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// `error` frame naming the problem and echoing the client's reference.
+    public static func error(code: String, message: String, ref: String?) -> [UInt8] {
+        make("error") { w in
+            w.member("code", code)
+            w.member("message", message)
+            if let ref {
+                w.member("ref", ref)
+                w.member("client_msg_id", ref)
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+/// Writes compact JSON into a byte array. Callers build objects key by key; `raw` splices
+/// pre-serialised JSON (e.g. a stored message payload) without re-encoding it.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    /// Per open container: nothing written into it yet.
+    private var empty: [Bool] = []
+    /// A key was just written; its value takes no comma.
+    private var afterKey = false
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    // MARK: containers
+
+    public mutating func beginObject() {
+        separate()
+        bytes.append(UInt8(ascii: "{"))
+        empty.append(true)
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        empty.removeLast()
+    }
+
+    public mutating func beginArray() {
+        separate()
+        bytes.append(UInt8(ascii: "["))
+        empty.append(true)
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        empty.removeLast()
+    }
+
+    /// The key of the next object member.
+    public mutating func key(_ k: String) {
+        separate()
+        writeString(k)
+        bytes.append(UInt8(ascii: ":"))
+        afterKey = true
+    }
+
+    /// Writes the comma a value or key needs, if any.
+    private mutating func separate() {
+        if afterKey {
+            afterKey = false
+            return
+        }
+        guard let isEmpty = empty.last else { return }
+        if !isEmpty { bytes.append(UInt8(ascii: ",")) }
+        empty[empty.count - 1] = false
+    }
+
+    // MARK: scalars
+
+    public mutating func string(_ s: String) {
+        separate()
+        writeString(s)
+    }
+
+    public mutating func int(_ v: Int64) {
+        separate()
+        bytes.append(contentsOf: String(v).utf8)
+    }
+
+    public mutating func int(_ v: Int) { int(Int64(v)) }
+
+    public mutating func uint(_ v: UInt64) {
+        separate()
+        bytes.append(contentsOf: String(v).utf8)
+    }
+
+    /// Non-finite doubles have no JSON form and are written as null.
+    public mutating func double(_ v: Double) {
+        separate()
+        if v.isFinite {
+            if v.rounded() == v && abs(v) < 1e15 {
+                bytes.append(contentsOf: String(Int64(v)).utf8)
+            } else {
+                bytes.append(contentsOf: String(v).utf8)
+            }
+        } else {
+            bytes.append(contentsOf: "null".utf8)
+        }
+    }
+
+    public mutating func bool(_ v: Bool) {
+        separate()
+        bytes.append(contentsOf: (v ? "true" : "false").utf8)
+    }
+
+    public mutating func null() {
+        separate()
+        bytes.append(contentsOf: "null".utf8)
+    }
+
+    /// Splices bytes that are already one complete JSON value.
+    public mutating func raw(_ json: some Sequence<UInt8>) {
+        separate()
+        bytes.append(contentsOf: json)
+    }
+
+    public mutating func value(_ v: JSON) {
+        switch v {
+        case .null: null()
+        case .bool(let b): bool(b)
+        case .int(let i): int(i)
+        case .double(let d): double(d)
+        case .string(let s): string(s)
+        case .array(let items):
+            beginArray()
+            for item in items { value(item) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for k in members.keys.sorted() {
+                key(k)
+                value(members[k]!)
+            }
+            endObject()
+        }
+    }
+
+    // Convenience members.
+    public mutating func member(_ k: String, _ v: String) {
+        key(k)
+        string(v)
+    }
+
+    public mutating func member(_ k: String, _ v: Int64) {
+        key(k)
+        int(v)
+    }
+
+    public mutating func member(_ k: String, _ v: Bool) {
+        key(k)
+        bool(v)
+    }
+
+    private mutating func writeString(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { utf8 in
+            var runStart = 0
+            for (index, c) in utf8.enumerated() {
+                let escape: [UInt8]?
+                switch c {
+                case UInt8(ascii: "\""): escape = [0x5C, 0x22]
+                case UInt8(ascii: "\\"): escape = [0x5C, 0x5C]
+                case 0x0A: escape = [0x5C, UInt8(ascii: "n")]
+                case 0x0D: escape = [0x5C, UInt8(ascii: "r")]
+                case 0x09: escape = [0x5C, UInt8(ascii: "t")]
+                case 0x00..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    escape = [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]]
+                default: escape = nil
+                }
+                if let escape {
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+                    bytes.append(contentsOf: escape)
+                    runStart = index + 1
+                }
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
