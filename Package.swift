@@ -39,6 +39,7 @@ var targets: [Target] = [
             "TernLMDB", "TernCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ],
         swiftSettings: strict
@@ -52,6 +53,18 @@ var targets: [Target] = [
             .product(name: "Logging", package: "swift-log"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // Store-and-forward: sending, mailboxes, device sessions, receipts, typing, presence.
+    .target(
+        name: "TernRelay",
+        dependencies: [
+            "TernStore", "TernCore", "TernWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ],
         swiftSettings: strict
     ),

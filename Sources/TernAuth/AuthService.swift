@@ -218,6 +218,7 @@ public final class AuthService: Sendable {
                 }
                 existing.lastLoginAt = now
                 existing.sessionID = sessionID
+                existing.active = true
                 if let name = device.name { existing.name = name }
                 if let platform = device.platform { existing.platform = platform }
                 record = existing
@@ -274,6 +275,7 @@ public final class AuthService: Sendable {
                 session.revokedAt = now
                 session.revokeReason = .refreshReuse
                 try tx.putSession(session)
+                try tx.deactivateDevice(number: session.deviceNumber, session: session.id)
                 return .rejected(TernError(.tokenReused, "this refresh token was already used; the session has been revoked, log in again"))
             }
             guard let device = try tx.device(number: session.deviceNumber), device.sessionID == session.id,
@@ -318,6 +320,7 @@ public final class AuthService: Sendable {
             session.revokedAt = now
             session.revokeReason = .logout
             try tx.putSession(session)
+            try tx.deactivateDevice(number: session.deviceNumber, session: session.id)
             for (token, record) in try tx.pushTokens(of: session.userID) where record.deviceNumber == session.deviceNumber {
                 try tx.deletePushToken(token)
             }

@@ -12,6 +12,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case sessionRevoked = "SESSION_REVOKED"
     case forbidden = "FORBIDDEN"
     case userBlocked = "USER_BLOCKED"
+    case notChatMember = "NOT_CHAT_MEMBER"
+    case notAdmin = "NOT_ADMIN"
+    case chatNotFound = "CHAT_NOT_FOUND"
+    case alreadyMember = "ALREADY_MEMBER"
     case notFound = "NOT_FOUND"
     case methodNotAllowed = "METHOD_NOT_ALLOWED"
     case conflict = "CONFLICT"
@@ -32,10 +36,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
         switch self {
         case .badRequest, .validation, .otpExpired, .otpInvalid: 400
         case .unauthorized, .tokenInvalid, .tokenExpired, .tokenReused, .sessionRevoked: 401
-        case .forbidden, .userBlocked: 403
-        case .notFound: 404
+        case .forbidden, .userBlocked, .notChatMember, .notAdmin: 403
+        case .notFound, .chatNotFound: 404
         case .methodNotAllowed: 405
-        case .conflict: 409
+        case .conflict, .alreadyMember: 409
         case .payloadTooLarge: 413
         case .unsupportedMediaType: 415
         case .tooManyRequests, .otpMaxAttempts: 429

@@ -70,6 +70,18 @@ public final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` in the next group-committed write transaction and then calls
+    /// `completion` **on the writer thread** with its result, once the commit holding it
+    /// returned. For callers that must not create a task per write (network event loops);
+    /// `completion` must be quick (hand work to another thread).
+    @inlinable
+    public func submit<T: Sendable>(
+        _ body: @escaping @Sendable (LMDBTransaction) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        enqueue(CallbackWriteRequest(body: body, completion: completion))
+    }
+
     /// Queues `request` for the writer thread, or fails it if the writer stopped.
     @usableFromInline
     func enqueue(_ request: WriteRequest) {
@@ -257,5 +269,38 @@ final class TypedWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
     /// Each request is delivered exactly once (the writer drops it from its batch after).
     @usableFromInline override func deliver() {
         continuation.resume(with: outcome ?? .failure(WriterStoppedError()))
+    }
+}
+
+@usableFromInline
+final class CallbackWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
+    let body: @Sendable (LMDBTransaction) throws -> T
+    let completion: @Sendable (Result<T, any Error>) -> Void
+    var outcome: Result<T, any Error>?
+
+    @usableFromInline
+    init(body: @escaping @Sendable (LMDBTransaction) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        self.body = body
+        self.completion = completion
+    }
+
+    override func execute(_ txn: LMDBTransaction) -> Bool {
+        do {
+            outcome = .success(try body(txn))
+            return true
+        } catch {
+            outcome = .failure(error)
+            return false
+        }
+    }
+
+    @usableFromInline override func fail(_ error: any Error) { outcome = .failure(error) }
+
+    override func failIfSucceeded(_ error: any Error) {
+        if case .success = outcome { outcome = .failure(error) }
+    }
+
+    @usableFromInline override func deliver() {
+        completion(outcome ?? .failure(WriterStoppedError()))
     }
 }

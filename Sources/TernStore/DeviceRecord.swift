@@ -3,10 +3,11 @@ import TernCore
 /// A device (one app install) of a user; each device will own a mailbox.
 ///
 /// Table `devices`, key = device number (u64, allocated from `meta.last_device_number`);
-/// index `user_devices`: user id (16) ‖ client device id → device number (u64).
+/// index `user_devices`: user id (16) ‖ client device id → device number (u64) ‖ active (u8).
 ///
 /// Layout v1: `number (u64) | user_id (16) | client_id (str) | name (str) | platform (str) |
-///  created_at (i64) | last_login_at (i64) | session_id (16, the device's current login session)`
+///  created_at (i64) | last_login_at (i64) | session_id (16, the device's current login session) |
+///  active (u8 bool: logged in; only active devices get mailbox copies)`
 public struct DeviceRecord: StoreRecord, Equatable {
     public static let layoutVersion: UInt8 = 1
 
@@ -21,10 +22,12 @@ public struct DeviceRecord: StoreRecord, Equatable {
     public var lastLoginAt: Timestamp
     /// The device's current session; a new login of the same device replaces it.
     public var sessionID: TernID
+    /// Logged in. A logged-out device keeps its number but gets no new mailbox copies.
+    public var active: Bool
 
     public init(
         number: UInt64, userID: TernID, clientID: String, name: String, platform: String,
-        createdAt: Timestamp, lastLoginAt: Timestamp, sessionID: TernID
+        createdAt: Timestamp, lastLoginAt: Timestamp, sessionID: TernID, active: Bool = true
     ) {
         self.number = number
         self.userID = userID
@@ -34,6 +37,7 @@ public struct DeviceRecord: StoreRecord, Equatable {
         self.createdAt = createdAt
         self.lastLoginAt = lastLoginAt
         self.sessionID = sessionID
+        self.active = active
     }
 
     public func encode(into w: inout ByteWriter) {
@@ -45,6 +49,7 @@ public struct DeviceRecord: StoreRecord, Equatable {
         w.timestamp(createdAt)
         w.timestamp(lastLoginAt)
         w.id(sessionID)
+        w.bool(active)
     }
 
     public init(from r: inout ByteReader, version: UInt8) throws(StoreError) {
@@ -56,6 +61,7 @@ public struct DeviceRecord: StoreRecord, Equatable {
         createdAt = try r.timestamp()
         lastLoginAt = try r.timestamp()
         sessionID = try r.id()
+        active = try r.bool()
     }
 }
 
@@ -74,6 +80,19 @@ extension ReadTx {
         return try device(number: number)
     }
 
+    /// Numbers of `user`'s logged-in devices (index only; no record reads), ordered by client id.
+    public func activeDeviceNumbers(of user: TernID) throws -> [UInt64] {
+        var numbers: [UInt64] = []
+        try scan(tables.userDevices, prefix: user.bytes) { _, value in
+            var r = ByteReader(value, what: "user_devices")
+            let number = try r.u64()
+            let active = r.remaining == 0 ? true : try r.bool()
+            if active { numbers.append(number) }
+            return true
+        }
+        return numbers
+    }
+
     /// Every device of `user`, ordered by client id.
     public func devices(of user: TernID) throws -> [DeviceRecord] {
         var numbers: [UInt64] = []
@@ -90,7 +109,14 @@ extension WriteTx {
     /// Stores `device` and its per-user index entry.
     public func putDevice(_ device: DeviceRecord) throws {
         try put(device, in: tables.devices, at: Keys.u64(device.number))
-        try putBytes(Keys.u64(device.number), in: tables.userDevices, at: Keys.userDevice(device.userID, device.clientID))
+        try putBytes(Keys.u64(device.number) + [device.active ? 1 : 0], in: tables.userDevices, at: Keys.userDevice(device.userID, device.clientID))
+    }
+
+    /// Marks device `number` logged out if `session` is still its current session.
+    public func deactivateDevice(number: UInt64, session: TernID) throws {
+        guard var device = try device(number: number), device.sessionID == session, device.active else { return }
+        device.active = false
+        try putDevice(device)
     }
 
     /// A fresh device number.

@@ -23,6 +23,16 @@ import TernLMDB
 /// | `push_tokens`  | push token (UTF-8)                    | `PushTokenRecord`            |
 /// | `user_push`    | user id (16) ‖ push token (UTF-8)     | empty                        |
 /// | `presence`     | user id (16)                          | `PresenceRecord`             |
+/// | `chats`        | chat id (16)                          | `ChatRecord`                 |
+/// | `chat_heads`   | chat id (16)                          | `ChatHead` (last seq, activity) |
+/// | `chat_members` | chat id (16) ‖ user id (16)           | `MemberRecord`               |
+/// | `user_chats`   | user id (16) ‖ chat id (16)           | `UserChatState`              |
+/// | `direct_chats` | lower user id (16) ‖ higher user id (16) | chat id (16)              |
+/// | `messages`     | chat id (16) ‖ seq (u64)              | `MessageRecord`              |
+/// | `receipts`     | chat id (16) ‖ seq (u64) ‖ user id (16) | `ReceiptRecord`            |
+/// | `dedupe`       | sender id (16) ‖ client_msg_id (UTF-8) | chat id (16) ‖ seq (u64)    |
+/// | `mailbox`      | device number (u64) ‖ seq (u64)       | `MailboxEntry`               |
+/// | `mailbox_heads`| device number (u64)                   | last seq (u64)               |
 public enum Schema {
     /// The schema this binary writes. A store with a higher version is refused; a lower one
     /// is migrated at open.
@@ -32,6 +42,8 @@ public enum Schema {
     public static let tableNames = [
         "meta", "users", "phones", "devices", "user_devices", "sessions", "refresh", "otps",
         "contacts", "blocks", "privacy", "push_tokens", "user_push", "presence",
+        "chats", "chat_heads", "chat_members", "user_chats", "direct_chats", "messages", "receipts", "dedupe",
+        "mailbox", "mailbox_heads",
     ]
 }
 
@@ -61,6 +73,16 @@ public struct Tables: Sendable {
     public let pushTokens: LMDBDatabase
     public let userPush: LMDBDatabase
     public let presence: LMDBDatabase
+    public let chats: LMDBDatabase
+    public let chatHeads: LMDBDatabase
+    public let chatMembers: LMDBDatabase
+    public let userChats: LMDBDatabase
+    public let directChats: LMDBDatabase
+    public let messages: LMDBDatabase
+    public let receipts: LMDBDatabase
+    public let dedupe: LMDBDatabase
+    public let mailbox: LMDBDatabase
+    public let mailboxHeads: LMDBDatabase
 
     /// Opens every table; creates missing ones unless the environment is read-only.
     init(environment: LMDBEnvironment) throws {
@@ -83,6 +105,16 @@ public struct Tables: Sendable {
         pushTokens = opened["push_tokens"]!
         userPush = opened["user_push"]!
         presence = opened["presence"]!
+        chats = opened["chats"]!
+        chatHeads = opened["chat_heads"]!
+        chatMembers = opened["chat_members"]!
+        userChats = opened["user_chats"]!
+        directChats = opened["direct_chats"]!
+        messages = opened["messages"]!
+        receipts = opened["receipts"]!
+        dedupe = opened["dedupe"]!
+        mailbox = opened["mailbox"]!
+        mailboxHeads = opened["mailbox_heads"]!
     }
 }
 
@@ -103,4 +135,21 @@ public enum Keys {
     public static func userDevice(_ user: TernID, _ clientID: String) -> [UInt8] { user.bytes + Array(clientID.utf8) }
 
     public static func userPush(_ user: TernID, _ token: String) -> [UInt8] { user.bytes + Array(token.utf8) }
+
+    /// `a ‖ b` with the lower id first: one key per unordered pair.
+    public static func unorderedPair(_ a: TernID, _ b: TernID) -> [UInt8] { a < b ? a.bytes + b.bytes : b.bytes + a.bytes }
+
+    public static func idSeq(_ id: TernID, _ seq: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 24)
+        w.id(id)
+        w.u64(seq)
+        return w.bytes
+    }
+
+    public static func u64Pair(_ a: UInt64, _ b: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 16)
+        w.u64(a)
+        w.u64(b)
+        return w.bytes
+    }
 }

@@ -16,6 +16,7 @@
 import Dispatch
 import Logging
 import Metrics
+import NIOCore
 import NIOPosix
 import TernCore
 import TernLMDB
@@ -152,6 +153,18 @@ public final class Store: Sendable {
         }
     }
 
+    /// Runs `body` in a short read transaction on the store's read threads and completes the
+    /// future on `eventLoop`.
+    public func read<T: Sendable>(on eventLoop: any EventLoop, _ body: @escaping @Sendable (ReadTx) throws -> T) -> EventLoopFuture<T> {
+        threadPool.runIfActive(eventLoop: eventLoop) { [readers, tables] in
+            do {
+                return try readers.read { try body(ReadTx(raw: $0, tables: tables)) }
+            } catch let error as LMDBError {
+                throw StoreError(error)
+            }
+        }
+    }
+
     /// Runs `body` in a read transaction on the calling thread. For tools and start-up;
     /// request handlers use `read` so that a page fault never blocks an event loop.
     public func readNow<T>(_ body: (ReadTx) throws -> T) throws -> T {
@@ -178,6 +191,32 @@ public final class Store: Sendable {
             throw mapped
         } catch is WriterStoppedError {
             throw StoreError.closed
+        }
+    }
+
+    /// Runs `body` in the next group-committed write and calls `completion` on the store's
+    /// writer thread after the commit (or failure). For network event loops: no task per
+    /// write. `completion` must only hand work off (e.g. `eventLoop.execute`).
+    public func submit<T: Sendable>(
+        _ body: @escaping @Sendable (WriteTx) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        guard let writer else {
+            completion(.failure(StoreError.unavailable("the store is open read-only")))
+            return
+        }
+        let tables = self.tables
+        let metrics = self.metrics
+        writer.submit({ raw in try body(WriteTx(raw: raw, tables: tables)) }) { result in
+            switch result {
+            case .success: completion(result)
+            case .failure(let error as LMDBError):
+                let mapped = StoreError(error)
+                if mapped == .mapFull { metrics.mapFull.increment() }
+                completion(.failure(mapped))
+            case .failure(is WriterStoppedError): completion(.failure(StoreError.closed))
+            case .failure: completion(result)
+            }
         }
     }
 

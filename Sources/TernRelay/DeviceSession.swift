@@ -1,0 +1,403 @@
+// A file past 300 lines: the device session is one state machine (drain → live → drain
+// again when the window fills) whose parts share its state; splitting it would spread the
+// invariants over files.
+import Logging
+import NIOCore
+import TernCore
+import TernStore
+import TernWire
+
+/// One connected device: drains its mailbox in order with a bounded window of unacknowledged
+/// message frames, then switches to live delivery; turns acknowledgements into store writes;
+/// answers typing, presence and ping frames.
+///
+/// Concurrency contract: all state is confined to `connection.eventLoop`. Other threads call
+/// only the `deliver…` methods, which hop onto the loop.
+public final class DeviceSession: @unchecked Sendable {
+    public let identity: DeviceIdentity
+    let connection: any RelayConnection
+    let relay: Relay
+    var eventLoop: any EventLoop { connection.eventLoop }
+
+    private enum Phase {
+        /// Reading the mailbox; live frames wait in `liveBuffer`.
+        case draining
+        /// Caught up: stored frames arrive live, in commit order.
+        case live
+        case closed
+    }
+
+    private struct Buffered {
+        var seq: UInt64
+        var kind: MailboxKind
+        var event: String
+        var data: [UInt8]
+        var message: MessageID
+    }
+
+    private var phase = Phase.draining
+    /// Highest mailbox sequence number sent on this connection.
+    private var lastSent: UInt64 = 0
+    /// Message frames sent and not yet acknowledged: message → mailbox seq.
+    private var inflight: [MessageID: UInt64] = [:]
+    /// Stored non-message frames (receipts, events) sent and not yet acknowledged, ascending.
+    private var pendingOther: [UInt64] = []
+    private var liveBuffer: [Buffered] = []
+    private var rescan = false
+    private var reading = false
+    private var drainedAnnounced = false
+    private var drainedCount = 0
+    /// Acknowledgements gathered during one read burst, written in one store write.
+    private var ackItems: [AckItem] = []
+    private var ackUpTo: UInt64 = 0
+    private var flushScheduled = false
+    private var typingTimers: [TernID: Scheduled<Void>] = [:]
+    private var typingAudience: [TernID: [TernID]] = [:]
+
+    init(identity: DeviceIdentity, connection: any RelayConnection, relay: Relay) {
+        self.identity = identity
+        self.connection = connection
+        self.relay = relay
+    }
+
+    // MARK: lifecycle
+
+    /// Registers the session (closing an older connection of the same device) and starts
+    /// draining the mailbox.
+    public func start() {
+        eventLoop.preconditionInEventLoop()
+        relay.metrics.sessionsOpened.increment()
+        let (replaced, cameOnline) = relay.registry.register(self)
+        if let replaced {
+            replaced.eventLoop.execute { replaced.replacedByNewer() }
+        }
+        if cameOnline { relay.presenceChanged(user: identity.user, online: true, lastSeen: nil) }
+        pump()
+    }
+
+    private func replacedByNewer() {
+        guard phase != .closed else { return }
+        send(OutboundFrame.make(ServerEvent.sessionReplaced) { w in
+            w.member("reason", "another connection of this device took over")
+        })
+        flushNow()
+        connection.close(code: CloseCode.replaced, reason: "replaced by a newer connection")
+    }
+
+    /// The connection closed: flush pending acknowledgements, leave the registry, and record
+    /// last seen if this was the user's last device.
+    public func closed() {
+        eventLoop.preconditionInEventLoop()
+        guard phase != .closed else { return }
+        flushAcks()
+        phase = .closed
+        for timer in typingTimers.values { timer.cancel() }
+        for (chat, audience) in typingAudience { relay.sendTyping(chat: chat, user: identity.user, typing: false, to: audience) }
+        typingTimers = [:]
+        typingAudience = [:]
+        liveBuffer = []
+        if relay.registry.unregister(self) {
+            relay.userWentOffline(identity.user)
+        }
+    }
+
+    // MARK: output
+
+    func send(_ frame: [UInt8]) {
+        guard phase != .closed else { return }
+        connection.send(frame)
+        relay.metrics.framesOut.increment()
+        if !flushScheduled {
+            flushScheduled = true
+            eventLoop.execute { self.flushNow() }
+        }
+    }
+
+    private func flushNow() {
+        flushScheduled = false
+        connection.flush()
+    }
+
+    private func sendStored(seq: UInt64, kind: MailboxKind, event: String, data: [UInt8], message: MessageID) {
+        send(OutboundFrame.wrap(event, seq: seq, data: data))
+        lastSent = seq
+        if kind == .message {
+            inflight[message] = seq
+        } else {
+            pendingOther.append(seq)
+        }
+    }
+
+    // MARK: delivery (called from any thread)
+
+    /// A frame that was just stored in this device's mailbox as entry `seq`.
+    func deliverStored(seq: UInt64, kind: MailboxKind, event: String, data: [UInt8], message: MessageID) {
+        eventLoop.execute {
+            self.acceptStored(Buffered(seq: seq, kind: kind, event: event, data: data, message: message))
+        }
+    }
+
+    /// A frame that is not stored (typing, presence, live receipts).
+    func deliverTransient(_ frame: [UInt8]) {
+        eventLoop.execute { self.send(frame) }
+    }
+
+    private func acceptStored(_ item: Buffered) {
+        switch phase {
+        case .closed:
+            return
+        case .draining:
+            if liveBuffer.count < relay.settings.liveBuffer {
+                liveBuffer.append(item)
+            } else {
+                rescan = true
+            }
+        case .live:
+            if item.seq <= lastSent { return }
+            if item.seq == lastSent + 1 && inflight.count < relay.settings.window {
+                sendStored(seq: item.seq, kind: item.kind, event: item.event, data: item.data, message: item.message)
+            } else {
+                // A gap or a full window: the mailbox is the source of truth, read from it.
+                phase = .draining
+                pump()
+            }
+        }
+    }
+
+    // MARK: draining
+
+    /// Reads the next page of the mailbox if the window has room and no read is running.
+    private func pump() {
+        guard phase == .draining, !reading else { return }
+        guard inflight.count < relay.settings.window else { return }
+        reading = true
+        let device = identity.deviceNumber
+        let after = lastSent
+        let page = relay.settings.drainPage
+        relay.store.read(on: eventLoop) { tx in try tx.mailbox(device: device, after: after, limit: page) }
+            .whenComplete { result in
+                self.reading = false
+                switch result {
+                case .failure(let error):
+                    self.relay.logger.error("mailbox read failed", metadata: ["relay.device": "\(device)", "relay.error": "\(error)"])
+                    self.connection.close(code: 1011, reason: "mailbox unavailable")
+                case .success(let entries):
+                    self.consume(entries, pageFull: entries.count == page)
+                }
+            }
+    }
+
+    private func consume(_ entries: [(seq: UInt64, entry: MailboxEntry)], pageFull: Bool) {
+        guard phase == .draining else { return }
+        var consumedAll = true
+        for (seq, entry) in entries where seq > lastSent {
+            if entry.kind == .message && inflight.count >= relay.settings.window {
+                consumedAll = false
+                break
+            }
+            sendStored(seq: seq, kind: entry.kind, event: entry.event, data: entry.data, message: entry.message)
+            if !drainedAnnounced { drainedCount += 1 }
+        }
+        if !consumedAll { return }  // wait for acknowledgements; they call pump()
+        if pageFull {
+            pump()
+            return
+        }
+        // Caught up with the mailbox as of the read: go live, then replay what arrived live
+        // meanwhile (in order; anything not contiguous sends us back to the mailbox).
+        phase = .live
+        let buffered = liveBuffer.sorted { $0.seq < $1.seq }
+        liveBuffer = []
+        if !drainedAnnounced {
+            drainedAnnounced = true
+            send(RelayFrames.drained(count: drainedCount, lastSeq: lastSent))
+        }
+        if rescan {
+            rescan = false
+            phase = .draining
+            pump()
+            return
+        }
+        for item in buffered where phase == .live { acceptStored(item) }
+    }
+
+    // MARK: input
+
+    /// One text frame from the client.
+    public func receive(_ bytes: [UInt8]) {
+        eventLoop.preconditionInEventLoop()
+        guard phase != .closed else { return }
+        relay.metrics.framesIn.increment()
+        let frame: InboundFrame
+        do {
+            frame = try InboundFrame.parse(bytes)
+        } catch {
+            relay.metrics.frameErrors.increment()
+            send(OutboundFrame.error(code: error.code, message: error.message, ref: nil))
+            return
+        }
+        do {
+            try dispatch(frame)
+        } catch let error as TernError {
+            relay.metrics.frameErrors.increment()
+            send(RelayFrames.error(error, ref: frame.reference))
+        } catch {
+            send(RelayFrames.error(TernError(.internalError, "internal error"), ref: frame.reference))
+        }
+    }
+
+    private func dispatch(_ frame: InboundFrame) throws {
+        switch frame.event {
+        case "message.send":
+            let command = try SendCommand.parse(frame.data)
+            let ref = frame.reference
+            relay.send(command, from: identity, origin: self) { result in
+                self.eventLoop.execute {
+                    switch result {
+                    case .success(let outcome):
+                        self.send(RelayFrames.sent(id: outcome.id, clientMsgID: command.clientMsgID, createdAt: outcome.createdAt, duplicate: outcome.duplicate))
+                    case .failure(let error):
+                        self.send(RelayFrames.error(Relay.clientError(error), ref: ref))
+                    }
+                }
+            }
+        case "message.delivered":
+            guard let raw = frame.data["message_id"]?.stringValue else { throw TernError.validation("message_id is required") }
+            guard let id = MessageID(raw) else { throw TernError.validation("message_id is not a message id") }
+            acknowledge(message: id)
+        case "ack":
+            guard let seq = frame.data["seq"]?.intValue, seq >= 0 else { throw TernError.validation("seq must be a non-negative integer") }
+            acknowledge(upTo: UInt64(seq))
+        case "message.read":
+            guard let raw = frame.data["message_id"]?.stringValue else { throw TernError.validation("message_id is required") }
+            guard let id = MessageID(raw) else { throw TernError.validation("message_id is not a message id") }
+            if let chat = frame.data["chat_id"]?.stringValue, chat != id.chat.description {
+                throw TernError.validation("message_id does not belong to chat_id")
+            }
+            let ref = frame.reference
+            relay.markRead(user: identity.user, chat: id.chat, upTo: id.seq) { result in
+                if case .failure(let error) = result {
+                    self.eventLoop.execute { self.send(RelayFrames.error(Relay.clientError(error), ref: ref)) }
+                }
+            }
+        case "typing.start", "typing.stop":
+            guard let raw = frame.data["chat_id"]?.stringValue else { throw TernError.validation("chat_id is required") }
+            guard let chat = TernID(raw) else { throw TernError.validation("chat_id must be a UUID") }
+            typing(chat: chat, on: frame.event == "typing.start", ref: frame.reference)
+        case "presence.subscribe":
+            var ids: [TernID] = []
+            if let list = frame.data["user_ids"]?.arrayValue {
+                for item in list {
+                    guard let s = item.stringValue, let id = TernID(s) else { throw TernError.validation("user_ids must be UUIDs") }
+                    ids.append(id)
+                }
+            } else if let single = frame.data["user_id"]?.stringValue {
+                guard let id = TernID(single) else { throw TernError.validation("user_id must be a UUID") }
+                ids = [id]
+            } else {
+                throw TernError.validation("user_ids is required")
+            }
+            guard ids.count <= relay.settings.presenceSubscribeMax else {
+                throw TernError.validation("user_ids may list at most \(relay.settings.presenceSubscribeMax) users")
+            }
+            subscribePresence(ids)
+        case "ping":
+            send(RelayFrames.pong(at: relay.clock.now()))
+        default:
+            relay.metrics.frameErrors.increment()
+            send(OutboundFrame.error(code: "UNKNOWN_EVENT", message: "unknown event \"\(frame.event.prefix(64))\"", ref: frame.reference))
+        }
+    }
+
+    // MARK: acknowledgements
+
+    private func acknowledge(message id: MessageID) {
+        guard let seq = inflight.removeValue(forKey: id) else { return }
+        ackItems.append(AckItem(seq: seq, message: id))
+        // Stored receipts/events sent before this message were necessarily received first on
+        // this ordered connection: they are acknowledged with it.
+        while let first = pendingOther.first, first < seq {
+            ackItems.append(AckItem(seq: first, message: nil))
+            pendingOther.removeFirst()
+        }
+        afterAck()
+    }
+
+    private func acknowledge(upTo seq: UInt64) {
+        let upTo = min(seq, lastSent)
+        guard upTo > ackUpTo else { return }
+        ackUpTo = upTo
+        inflight = inflight.filter { $0.value > upTo }
+        pendingOther.removeAll { $0 <= upTo }
+        afterAck()
+    }
+
+    private func afterAck() {
+        if phase == .draining { pump() }
+    }
+
+    /// Writes the acknowledgements gathered so far in one store write. Called at the end of
+    /// each read burst and at close.
+    public func flushAcks() {
+        guard !ackItems.isEmpty || ackUpTo > 0 else { return }
+        let items = ackItems
+        let upTo = ackUpTo
+        ackItems = []
+        ackUpTo = 0
+        relay.acknowledge(identity: identity, items: items, upTo: upTo)
+    }
+
+    // MARK: typing
+
+    private func typing(chat: TernID, on: Bool, ref: String?) {
+        let user = identity.user
+        if !on {
+            typingTimers.removeValue(forKey: chat)?.cancel()
+            if let audience = typingAudience.removeValue(forKey: chat) {
+                relay.sendTyping(chat: chat, user: user, typing: false, to: audience)
+            }
+            return
+        }
+        relay.typingAudience(chat: chat, user: user, on: eventLoop).whenComplete { result in
+            guard self.phase != .closed else { return }
+            switch result {
+            case .failure(let error):
+                self.send(RelayFrames.error(Relay.clientError(error), ref: ref))
+            case .success(let audience):
+                self.typingAudience[chat] = audience
+                self.relay.sendTyping(chat: chat, user: user, typing: true, to: audience)
+                self.typingTimers.removeValue(forKey: chat)?.cancel()
+                self.typingTimers[chat] = self.eventLoop.scheduleTask(in: .milliseconds(self.relay.settings.typingTTL.wholeMilliseconds)) {
+                    self.typingTimers[chat] = nil
+                    if let audience = self.typingAudience.removeValue(forKey: chat) {
+                        self.relay.sendTyping(chat: chat, user: user, typing: false, to: audience)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: presence
+
+    private func subscribePresence(_ targets: [TernID]) {
+        relay.presenceViews(of: targets, viewer: identity.user, on: eventLoop).whenComplete { result in
+            guard self.phase != .closed else { return }
+            switch result {
+            case .failure(let error):
+                self.send(RelayFrames.error(Relay.clientError(error), ref: nil))
+            case .success(let views):
+                for view in views {
+                    self.relay.registry.subscribe(self, to: view.user, visible: view.visible)
+                    let online = view.visible && self.relay.registry.isOnline(user: view.user)
+                    self.send(RelayFrames.presence(user: view.user, online: online, lastSeen: view.visible ? view.lastSeen : nil))
+                }
+            }
+        }
+    }
+}
+
+/// One acknowledged mailbox entry: its seq, and the message if it was a message frame.
+struct AckItem: Sendable {
+    var seq: UInt64
+    var message: MessageID?
+}

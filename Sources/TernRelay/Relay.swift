@@ -1,0 +1,394 @@
+// TernRelay owns store-and-forward: sending into chat history and per-device mailboxes in
+// one group-committed write, live delivery to connected devices straight from memory,
+// acknowledgements that empty mailboxes and become receipts, read receipts, typing and
+// presence.
+//
+// What it promises (DESIGN promises 1–5):
+// - `message.sent` (and the REST 201) only after the commit that holds the message in the
+//   history and in every recipient device's mailbox (and the sender's other devices').
+// - Each device receives its mailbox in order, at least once, with its mailbox seq; an entry
+//   leaves the mailbox only when that device acknowledges it.
+// - Re-sending with the same (sender, client_msg_id) returns the original message.
+// - Typing and online presence are never stored; last seen is, and obeys privacy.
+//
+// Concurrency contract: `Relay` is Sendable. Store writes are submitted with completion
+// callbacks that run on the writer thread and only hand frames to sessions (each session
+// hops to its own event loop). Fan-out never waits for a device.
+import Logging
+import Metrics
+import NIOCore
+import TernCore
+import TernStore
+import TernWire
+
+/// The result of a send.
+public struct SendOutcome: Sendable {
+    public var id: MessageID
+    public var record: MessageRecord
+    public var createdAt: Timestamp { record.createdAt }
+    /// True when this was a re-send of an earlier client_msg_id.
+    public var duplicate: Bool
+}
+
+/// The relay: sending, acknowledgements, receipts, typing, presence.
+public final class Relay: Sendable {
+    public let store: Store
+    public let registry: SessionRegistry
+    public let settings: RelaySettings
+    public let clock: any TernClock
+    public let logger: Logger
+    let metrics = RelayMetrics()
+
+    public init(store: Store, registry: SessionRegistry = SessionRegistry(), settings: RelaySettings, clock: any TernClock, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// A new session for a connection that passed authentication. Call `start()` on the
+    /// connection's event loop.
+    public func session(for identity: DeviceIdentity, connection: any RelayConnection) -> DeviceSession {
+        DeviceSession(identity: identity, connection: connection, relay: self)
+    }
+
+    /// The client-facing form of an error from a store operation.
+    public static func clientError(_ error: any Error) -> TernError {
+        switch error {
+        case let e as TernError: e
+        case let e as StoreError: e.clientError
+        default: TernError(.internalError, "internal error")
+        }
+    }
+
+    // MARK: sending
+
+    private struct Delivery: Sendable {
+        var device: UInt64
+        var seq: UInt64
+    }
+
+    private struct SendResult: Sendable {
+        var outcome: SendOutcome
+        var deliveries: [Delivery]
+        var data: [UInt8]
+    }
+
+    /// Stores `command` from `sender` and delivers it. `completion` runs on the writer
+    /// thread after the commit.
+    public func send(
+        _ command: SendCommand, from sender: DeviceIdentity, origin: DeviceSession?,
+        completion: @escaping @Sendable (Result<SendOutcome, any Error>) -> Void
+    ) {
+        let now = clock.now()
+        let registry = self.registry
+        let metrics = self.metrics
+        store.submit({ tx in try Self.sendTransaction(tx, command, sender: sender, now: now) }) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(error))
+            case .success(let sent):
+                completion(.success(sent.outcome))
+                guard !sent.outcome.duplicate else { return }
+                metrics.messagesAccepted.increment()
+                for delivery in sent.deliveries {
+                    registry.session(device: delivery.device)?.deliverStored(
+                        seq: delivery.seq, kind: .message, event: ServerEvent.messageNew, data: sent.data, message: sent.outcome.id)
+                }
+            }
+        }
+    }
+
+    /// `send` for request handlers.
+    public func send(_ command: SendCommand, from sender: DeviceIdentity) async throws -> SendOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            send(command, from: sender, origin: nil) { continuation.resume(with: $0) }
+        }
+    }
+
+    private static func sendTransaction(_ tx: WriteTx, _ command: SendCommand, sender: DeviceIdentity, now: Timestamp) throws -> SendResult {
+        guard let chat = try tx.chat(command.chat) else { throw TernError(.chatNotFound, "chat not found") }
+        guard let membership = try tx.member(chat: command.chat, user: sender.user) else {
+            throw TernError(.notChatMember, "you are not a member of this chat")
+        }
+        let members = try tx.memberIDs(of: command.chat)
+        if chat.kind == .direct, let other = members.first(where: { $0 != sender.user }), try tx.eitherBlocked(sender.user, other) {
+            throw TernError(.userBlocked, "you cannot message this user")
+        }
+        if chat.kind == .group && chat.adminOnly && membership.role != .admin {
+            throw TernError(.notAdmin, "only admins can send messages in this group")
+        }
+        if let existing = try tx.dedupe(sender: sender.user, clientMsgID: command.clientMsgID) {
+            guard let record = try tx.message(existing) else { throw TernError(.internalError, "deduplicated message is missing") }
+            return SendResult(outcome: SendOutcome(id: existing, record: record, duplicate: true), deliveries: [], data: [])
+        }
+        if let reply = command.replyTo {
+            let first = try tx.userChat(user: sender.user, chat: command.chat)?.firstSeq ?? 1
+            guard reply.seq >= first, try tx.message(reply) != nil else {
+                throw TernError.validation("reply_to_message_id is not a message of this chat")
+            }
+        }
+        // Checks done; from here on only writes.
+        var head = try tx.chatHead(command.chat) ?? ChatHead(lastSeq: 0, lastActivity: chat.createdAt)
+        head.lastSeq += 1
+        head.lastActivity = now
+        let id = MessageID(chat: command.chat, seq: head.lastSeq)
+        let recipients = members.filter { $0 != sender.user }
+        let record = MessageRecord(
+            sender: sender.user, senderDevice: sender.deviceNumber, clientMsgID: command.clientMsgID,
+            kind: command.content.kind.rawValue, payload: command.content.payload, replyTo: command.replyTo?.description ?? "",
+            createdAt: now, recipients: UInt32(recipients.count))
+        try tx.putChatHead(command.chat, head)
+        try tx.putMessage(id, record)
+        try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
+        let data = RelayFrames.messageData(id: id, record: record)
+        let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user)
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(recipients.count + 1)
+        for user in recipients {
+            for device in try tx.activeDeviceNumbers(of: user) {
+                deliveries.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+            }
+        }
+        for device in try tx.activeDeviceNumbers(of: sender.user) where device != sender.deviceNumber {
+            deliveries.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+        }
+        return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
+    }
+
+    // MARK: receipts
+
+    /// A receipt to hand to the sender's devices after the commit.
+    private struct ReceiptNotice: Sendable {
+        var live: [UInt64]
+        var stored: [Delivery]
+        var data: [UInt8]
+        var message: MessageID
+    }
+
+    /// Records that `user` reached `status` for message `id` (if not already), and queues
+    /// the receipt for the sender's devices: live for connected ones, in the mailbox for the
+    /// others. Returns nil when nothing changed.
+    private static func advance(
+        _ tx: WriteTx, _ id: MessageID, user: TernID, to status: ReceiptStatus, notify: Bool, now: Timestamp,
+        registry: SessionRegistry
+    ) throws -> ReceiptNotice? {
+        guard var record = try tx.message(id), record.sender != user else { return nil }
+        var receipt = try tx.receipt(id, user: user) ?? ReceiptRecord(status: .sent)
+        guard receipt.status < status else { return nil }
+        if receipt.status < .delivered {
+            record.delivered += 1
+            receipt.deliveredAt = now
+        }
+        if status == .read {
+            record.read += 1
+            receipt.readAt = now
+        }
+        receipt.status = status
+        try tx.putReceipt(id, user: user, receipt)
+        try tx.putMessage(id, record)
+        guard notify else { return nil }
+        let data = RelayFrames.statusData(id: id, user: user, status: status, aggregate: record.aggregateStatus, at: now)
+        var notice = ReceiptNotice(live: [], stored: [], data: data, message: id)
+        for device in try tx.activeDeviceNumbers(of: record.sender) {
+            if registry.isOnline(device: device) {
+                notice.live.append(device)
+            } else {
+                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: record.sender)
+                notice.stored.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+            }
+        }
+        return notice
+    }
+
+    private func dispatch(_ notices: [ReceiptNotice]) {
+        for notice in notices {
+            if !notice.live.isEmpty {
+                let frame = OutboundFrame.wrap(ServerEvent.messageStatus, seq: nil, data: notice.data)
+                for device in notice.live { registry.session(device: device)?.deliverTransient(frame) }
+            }
+            for delivery in notice.stored {
+                registry.session(device: delivery.device)?.deliverStored(
+                    seq: delivery.seq, kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: notice.message)
+            }
+        }
+    }
+
+    /// Removes acknowledged entries from a device's mailbox; message entries become
+    /// "delivered" receipts.
+    func acknowledge(identity: DeviceIdentity, items: [AckItem], upTo: UInt64) {
+        let now = clock.now()
+        let registry = self.registry
+        store.submit({ tx -> [ReceiptNotice] in
+            var delivered: [MessageID] = []
+            for item in items where try tx.removeFromMailbox(device: identity.deviceNumber, seq: item.seq) {
+                if let message = item.message { delivered.append(message) }
+            }
+            if upTo > 0 {
+                for (_, entry) in try tx.removeFromMailbox(device: identity.deviceNumber, upTo: upTo) where entry.kind == .message {
+                    delivered.append(entry.message)
+                }
+            }
+            return try delivered.compactMap {
+                try Self.advance(tx, $0, user: identity.user, to: .delivered, notify: true, now: now, registry: registry)
+            }
+        }) { result in
+            switch result {
+            case .success(let notices):
+                self.metrics.messagesDelivered.increment(by: items.count)
+                self.dispatch(notices)
+            case .failure(let error):
+                self.logger.warning("acknowledgement not stored", metadata: ["relay.device": "\(identity.deviceNumber)", "relay.error": "\(error)"])
+            }
+        }
+    }
+
+    /// Marks every message of `chat` up to `upTo` read by `user`. With read receipts off on
+    /// either side (WhatsApp's rule), the messages count as delivered and no read receipt is
+    /// recorded or sent.
+    public func markRead(user: TernID, chat: TernID, upTo: UInt64, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let now = clock.now()
+        let registry = self.registry
+        let batchMax = UInt64(settings.readBatchMax)
+        store.submit({ tx -> [ReceiptNotice] in
+            guard try tx.chat(chat) != nil else { throw TernError(.chatNotFound, "chat not found") }
+            guard var state = try tx.userChat(user: user, chat: chat), try tx.member(chat: chat, user: user) != nil else {
+                throw TernError(.notChatMember, "you are not a member of this chat")
+            }
+            let last = try tx.chatHead(chat)?.lastSeq ?? 0
+            let target = min(upTo, last)
+            guard target > state.lastReadSeq else { return [] }
+            let readerReceipts = try tx.privacy(user)?.readReceipts ?? true
+            let from = max(state.lastReadSeq + 1, state.firstSeq, target >= batchMax ? target - batchMax + 1 : 1)
+            let messages = try tx.messages(chat: chat, from: from, to: target + 1, newestFirst: false, limit: Int(batchMax))
+            state.lastReadSeq = target
+            state.updatedAt = now
+            try tx.putUserChat(user: user, chat: chat, state)
+            var notices: [ReceiptNotice] = []
+            var senderReceipts: [TernID: Bool] = [:]
+            for (seq, record) in messages where record.sender != user {
+                let senderAllows = try senderReceipts[record.sender] ?? {
+                    let allows = try tx.privacy(record.sender)?.readReceipts ?? true
+                    senderReceipts[record.sender] = allows
+                    return allows
+                }()
+                let status: ReceiptStatus = readerReceipts && senderAllows ? .read : .delivered
+                if let notice = try Self.advance(tx, MessageID(chat: chat, seq: seq), user: user, to: status, notify: true, now: now, registry: registry) {
+                    notices.append(notice)
+                }
+            }
+            return notices
+        }) { result in
+            switch result {
+            case .success(let notices):
+                self.metrics.messagesRead.increment(by: notices.count)
+                self.dispatch(notices)
+                completion(.success(()))
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// `markRead` for request handlers.
+    public func markRead(user: TernID, chat: TernID, upTo: UInt64) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            markRead(user: user, chat: chat, upTo: upTo) { continuation.resume(with: $0) }
+        }
+    }
+
+    // MARK: typing
+
+    /// The users who should see `user` typing in `chat` (other members, minus blocks); fails
+    /// with 403/404 for non-members.
+    func typingAudience(chat: TernID, user: TernID, on eventLoop: any EventLoop) -> EventLoopFuture<[TernID]> {
+        store.read(on: eventLoop) { tx in
+            guard let record = try tx.chat(chat) else { throw TernError(.chatNotFound, "chat not found") }
+            guard try tx.member(chat: chat, user: user) != nil else { throw TernError(.notChatMember, "you are not a member of this chat") }
+            let others = try tx.memberIDs(of: chat).filter { $0 != user }
+            if record.kind == .direct, let other = others.first, try tx.eitherBlocked(user, other) { return [] }
+            return others
+        }
+    }
+
+    /// Sends a typing indicator to the online devices of `audience`. Never stored.
+    func sendTyping(chat: TernID, user: TernID, typing: Bool, to audience: [TernID]) {
+        let frame = RelayFrames.typing(chat: chat, user: user, typing: typing)
+        for member in audience {
+            for session in registry.sessions(user: member) { session.deliverTransient(frame) }
+        }
+    }
+
+    // MARK: presence
+
+    struct PresenceView: Sendable {
+        var user: TernID
+        var visible: Bool
+        var lastSeen: Timestamp?
+    }
+
+    /// What `viewer` may see of each target's presence (last-seen privacy and blocks).
+    func presenceViews(of targets: [TernID], viewer: TernID, on eventLoop: any EventLoop) -> EventLoopFuture<[PresenceView]> {
+        store.read(on: eventLoop) { tx in
+            try targets.compactMap { target -> PresenceView? in
+                guard try tx.user(target) != nil else { return nil }
+                let visible = try Self.canSeePresence(tx, of: target, viewer: viewer)
+                return PresenceView(user: target, visible: visible, lastSeen: visible ? try tx.presence(target)?.lastSeen : nil)
+            }
+        }
+    }
+
+    /// Last-seen privacy (everyone / contacts / nobody) and blocks decide, for online status
+    /// and last seen alike.
+    public static func canSeePresence(_ tx: ReadTx, of target: TernID, viewer: TernID) throws -> Bool {
+        if target == viewer { return true }
+        if try tx.eitherBlocked(target, viewer) { return false }
+        let setting = try tx.privacy(target)?.lastSeen ?? .everyone
+        return try tx.allows(setting, owner: target, viewer: viewer)
+    }
+
+    /// Tells presence subscribers that `user` came online or went offline.
+    func presenceChanged(user: TernID, online: Bool, lastSeen: Timestamp?) {
+        let subscribers = registry.subscribers(of: user)
+        guard !subscribers.isEmpty else { return }
+        let frame = RelayFrames.presence(user: user, online: online, lastSeen: lastSeen)
+        for (session, visible) in subscribers where visible { session.deliverTransient(frame) }
+    }
+
+    /// The user's last device disconnected: store last seen, then tell subscribers.
+    func userWentOffline(_ user: TernID) {
+        let now = clock.now()
+        store.submit({ tx in
+            // A device may have reconnected meanwhile; last seen is still the time of this
+            // disconnect, which is what "last seen" means.
+            try tx.putPresence(user, PresenceRecord(lastSeen: now))
+        }) { _ in
+            if !self.registry.isOnline(user: user) {
+                self.presenceChanged(user: user, online: false, lastSeen: now)
+            }
+        }
+    }
+
+    /// Closes every live session of the login session `session` (logout, revocation).
+    public func disconnect(session: TernID, user: TernID) {
+        for device in registry.sessions(user: user) where device.identity.session == session {
+            device.eventLoop.execute {
+                device.send(OutboundFrame.make("session.revoked") { w in w.member("reason", "logged out") })
+                device.connection.flush()
+                device.connection.close(code: CloseCode.unauthorized, reason: "session ended")
+            }
+        }
+    }
+}
+
+/// The relay's swift-metrics instruments (names in docs/operations.md).
+final class RelayMetrics: Sendable {
+    let sessionsOpened = Counter(label: "tern_relay_sessions_opened_total")
+    let framesIn = Counter(label: "tern_relay_frames_in_total")
+    let framesOut = Counter(label: "tern_relay_frames_out_total")
+    let frameErrors = Counter(label: "tern_relay_frame_errors_total")
+    let messagesAccepted = Counter(label: "tern_relay_messages_accepted_total")
+    let messagesDelivered = Counter(label: "tern_relay_messages_delivered_total")
+    let messagesRead = Counter(label: "tern_relay_messages_read_total")
+}

@@ -1,0 +1,106 @@
+import TernCore
+import TernStore
+import TernWire
+
+/// Server frame names (docs/protocol.md, "WebSocket frames").
+public enum ServerEvent {
+    public static let messageNew = "message.new"
+    public static let messageSent = "message.sent"
+    public static let messageStatus = "message.status"
+    public static let drained = "mailbox.drained"
+    public static let typing = "typing"
+    public static let presence = "presence"
+    public static let pong = "pong"
+    public static let error = "error"
+    public static let sessionReplaced = "session.replaced"
+}
+
+/// Builders for the data objects of server frames. Message data is built once per message
+/// and shared by every recipient device (only the frame's `seq` differs).
+public enum RelayFrames {
+    /// The `message.new` data of a stored message: the message's fields in the shape the
+    /// seed's clients read (REST and WebSocket alike).
+    public static func messageData(id: MessageID, record: MessageRecord, status: ReceiptStatus? = nil) -> [UInt8] {
+        var w = JSONWriter(capacity: 256 + record.payload.count)
+        w.beginObject()
+        messageFields(&w, id: id, record: record, status: status ?? .sent)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// The members of a message object (without braces), for embedding.
+    public static func messageFields(_ w: inout JSONWriter, id: MessageID, record: MessageRecord, status: ReceiptStatus) {
+        w.member("message_id", id.description)
+        w.member("chat_id", id.chat.description)
+        w.member("sender_id", record.sender.description)
+        w.member("client_msg_id", record.clientMsgID)
+        w.member("type", record.kind)
+        w.key("payload")
+        w.raw(record.payload)
+        if !record.replyTo.isEmpty { w.member("reply_to_message_id", record.replyTo) }
+        w.member("status", status.name)
+        w.member("created_at", record.createdAt.rfc3339)
+        w.member("timestamp", record.createdAt.milliseconds)
+        w.member("is_deleted", record.flags & 1 != 0)
+    }
+
+    /// `message.sent`: the commit happened.
+    public static func sent(id: MessageID, clientMsgID: String, createdAt: Timestamp, duplicate: Bool) -> [UInt8] {
+        OutboundFrame.make(ServerEvent.messageSent) { w in
+            w.member("chat_id", id.chat.description)
+            w.member("client_msg_id", clientMsgID)
+            w.member("message_id", id.description)
+            w.member("created_at", createdAt.rfc3339)
+            w.member("timestamp", createdAt.milliseconds)
+            w.member("status", "sent")
+            if duplicate { w.member("duplicate", true) }
+        }
+    }
+
+    /// The data of a `message.status` receipt.
+    public static func statusData(id: MessageID, user: TernID, status: ReceiptStatus, aggregate: ReceiptStatus, at: Timestamp) -> [UInt8] {
+        var w = JSONWriter(capacity: 200)
+        w.beginObject()
+        w.member("message_id", id.description)
+        w.member("chat_id", id.chat.description)
+        w.member("user_id", user.description)
+        w.member("status", status.name)
+        w.member("aggregate_status", aggregate.name)
+        w.member("updated_at", at.rfc3339)
+        w.endObject()
+        return w.bytes
+    }
+
+    public static func drained(count: Int, lastSeq: UInt64) -> [UInt8] {
+        OutboundFrame.make(ServerEvent.drained) { w in
+            w.member("count", Int64(count))
+            w.key("last_seq")
+            w.uint(lastSeq)
+        }
+    }
+
+    public static func typing(chat: TernID, user: TernID, typing: Bool) -> [UInt8] {
+        OutboundFrame.make(ServerEvent.typing) { w in
+            w.member("chat_id", chat.description)
+            w.member("user_id", user.description)
+            w.member("typing", typing)
+            w.member("is_typing", typing)
+        }
+    }
+
+    public static func presence(user: TernID, online: Bool, lastSeen: Timestamp?) -> [UInt8] {
+        OutboundFrame.make(ServerEvent.presence) { w in
+            w.member("user_id", user.description)
+            w.member("online", online)
+            if let lastSeen { w.member("last_seen", lastSeen.rfc3339) }
+        }
+    }
+
+    public static func pong(at: Timestamp) -> [UInt8] {
+        OutboundFrame.make(ServerEvent.pong) { w in w.member("timestamp", at.milliseconds) }
+    }
+
+    public static func error(_ error: TernError, ref: String?) -> [UInt8] {
+        OutboundFrame.error(code: error.code.rawValue, message: error.message, ref: ref)
+    }
+}

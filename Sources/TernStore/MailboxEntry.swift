@@ -1,0 +1,114 @@
+import TernCore
+
+/// What a mailbox entry carries.
+public enum MailboxKind: UInt8, Sendable {
+    /// A chat message (`message.new`); removed only by its own acknowledgement.
+    case message = 1
+    /// A delivery/read receipt (`message.status`).
+    case receipt = 2
+    /// Any other durable event (group changes, …).
+    case event = 3
+}
+
+/// One frame waiting in a device's mailbox. Table `mailbox`, key = device number (u64) ‖
+/// seq (u64), so a device's entries are contiguous and in delivery order.
+///
+/// Layout v1: `kind (u8) | event (str) | data (data: the frame's JSON data object) |
+///  chat (16) | message seq (u64) | sender (16)` — the last three name the message the frame
+///  is about (for acknowledgements and receipts).
+public struct MailboxEntry: StoreRecord, Equatable {
+    public static let layoutVersion: UInt8 = 1
+
+    public var kind: MailboxKind
+    public var event: String
+    public var data: [UInt8]
+    public var message: MessageID
+    public var sender: TernID
+
+    public init(kind: MailboxKind, event: String, data: [UInt8], message: MessageID, sender: TernID) {
+        self.kind = kind
+        self.event = event
+        self.data = data
+        self.message = message
+        self.sender = sender
+    }
+
+    public func encode(into w: inout ByteWriter) {
+        w.u8(kind.rawValue)
+        w.string(event)
+        w.data(data)
+        w.id(message.chat)
+        w.u64(message.seq)
+        w.id(sender)
+    }
+
+    public init(from r: inout ByteReader, version: UInt8) throws(StoreError) {
+        guard let kind = MailboxKind(rawValue: try r.u8()) else { throw StoreError.corrupt("mailbox: unknown kind") }
+        self.kind = kind
+        event = try r.string()
+        data = try r.data()
+        message = MessageID(chat: try r.id(), seq: try r.u64())
+        sender = try r.id()
+    }
+}
+
+extension ReadTx {
+    /// The last sequence number handed out in `device`'s mailbox (0 = none yet).
+    public func mailboxHead(device: UInt64) throws -> UInt64 {
+        try raw.withValue(tables.mailboxHeads, Keys.u64(device)) { buffer throws(StoreError) -> UInt64 in
+            var r = ByteReader(buffer, what: "mailbox_heads")
+            return try r.u64()
+        } ?? 0
+    }
+
+    /// Up to `limit` entries of `device`'s mailbox with seq > `after`, in order.
+    public func mailbox(device: UInt64, after: UInt64, limit: Int) throws -> [(seq: UInt64, entry: MailboxEntry)] {
+        var out: [(UInt64, MailboxEntry)] = []
+        guard after < UInt64.max else { return out }
+        try scan(tables.mailbox, from: Keys.u64Pair(device, after + 1), to: Keys.u64Pair(device + 1, 0)) { key, value in
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: key[8...]), what: "mailbox key")
+            out.append((try r.u64(), try MailboxEntry.decode(value)))
+            return out.count < limit
+        }
+        return out
+    }
+
+    /// Number of entries pending for `device`.
+    public func mailboxCount(device: UInt64) throws -> Int {
+        var n = 0
+        try scan(tables.mailbox, prefix: Keys.u64(device)) { _, _ in
+            n += 1
+            return true
+        }
+        return n
+    }
+}
+
+extension WriteTx {
+    /// Appends `entry` to `device`'s mailbox; returns its sequence number.
+    public func appendToMailbox(device: UInt64, _ entry: MailboxEntry) throws -> UInt64 {
+        let seq = try mailboxHead(device: device) + 1
+        try put(entry, in: tables.mailbox, at: Keys.u64Pair(device, seq))
+        try putBytes(Keys.u64(seq), in: tables.mailboxHeads, at: Keys.u64(device))
+        return seq
+    }
+
+    /// Removes entry `seq` of `device`; false if it was not there.
+    @discardableResult
+    public func removeFromMailbox(device: UInt64, seq: UInt64) throws -> Bool {
+        try delete(tables.mailbox, Keys.u64Pair(device, seq))
+    }
+
+    /// Removes every entry of `device` with seq <= `upTo`; returns the removed entries'
+    /// (seq, kind, message) so that receipts can follow.
+    public func removeFromMailbox(device: UInt64, upTo: UInt64) throws -> [(seq: UInt64, entry: MailboxEntry)] {
+        var doomed: [(UInt64, MailboxEntry)] = []
+        try scan(tables.mailbox, from: Keys.u64Pair(device, 0), to: Keys.u64Pair(device, upTo &+ 1 == 0 ? UInt64.max : upTo + 1)) { key, value in
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: key[8...]), what: "mailbox key")
+            doomed.append((try r.u64(), try MailboxEntry.decode(value)))
+            return true
+        }
+        for (seq, _) in doomed { try removeFromMailbox(device: device, seq: seq) }
+        return doomed
+    }
+}

@@ -1,0 +1,222 @@
+import TernCore
+
+/// Where a message lives: its chat and its sequence number in the chat's history. Its string
+/// form is the public `message_id`: 32 hex digits of the chat id and 16 of the sequence.
+public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var chat: TernID
+    public var seq: UInt64
+
+    public init(chat: TernID, seq: UInt64) {
+        self.chat = chat
+        self.seq = seq
+    }
+
+    public init?(_ text: some StringProtocol) {
+        let u = Array(text.utf8)
+        guard u.count == 48 else { return nil }
+        var values: [UInt64] = [0, 0, 0]
+        for (i, c) in u.enumerated() {
+            let d: UInt64
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt64(c - 48)
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt64(c - 87)
+            default: return nil
+            }
+            values[i / 16] = values[i / 16] << 4 | d
+        }
+        chat = TernID(high: values[0], low: values[1])
+        seq = values[2]
+    }
+
+    public var description: String {
+        func hex(_ v: UInt64) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }
+        return hex(chat.high) + hex(chat.low) + hex(seq)
+    }
+
+    /// The history key.
+    public var key: [UInt8] { Keys.idSeq(chat, seq) }
+
+    public static func < (a: MessageID, b: MessageID) -> Bool { (a.chat, a.seq) < (b.chat, b.seq) }
+}
+
+/// A message in a chat's history. Table `messages`, key = chat id (16) ‖ seq (u64).
+///
+/// Layout v1: `sender (16) | sender_device (u64) | client_msg_id (str) | kind (str) |
+///  payload (data: canonical JSON object) | reply_to (str message id, "" = none) |
+///  created_at (i64) | recipients (u32) | delivered (u32) | read (u32) | flags (u8)`
+///
+/// `recipients` is the number of users the message was addressed to; `delivered`/`read`
+/// count those who reached that state, so the sender's aggregate (the minimum over
+/// recipients) is a comparison, not a scan.
+public struct MessageRecord: StoreRecord, Equatable {
+    public static let layoutVersion: UInt8 = 1
+
+    public var sender: TernID
+    public var senderDevice: UInt64
+    public var clientMsgID: String
+    public var kind: String
+    public var payload: [UInt8]
+    public var replyTo: String
+    public var createdAt: Timestamp
+    public var recipients: UInt32
+    public var delivered: UInt32
+    public var read: UInt32
+    public var flags: UInt8
+
+    public init(
+        sender: TernID, senderDevice: UInt64, clientMsgID: String, kind: String, payload: [UInt8], replyTo: String = "",
+        createdAt: Timestamp, recipients: UInt32, delivered: UInt32 = 0, read: UInt32 = 0, flags: UInt8 = 0
+    ) {
+        self.sender = sender
+        self.senderDevice = senderDevice
+        self.clientMsgID = clientMsgID
+        self.kind = kind
+        self.payload = payload
+        self.replyTo = replyTo
+        self.createdAt = createdAt
+        self.recipients = recipients
+        self.delivered = delivered
+        self.read = read
+        self.flags = flags
+    }
+
+    /// The status the sender sees: the lowest state over all recipients.
+    public var aggregateStatus: ReceiptStatus {
+        if recipients > 0 && read >= recipients { return .read }
+        if recipients > 0 && delivered >= recipients { return .delivered }
+        return .sent
+    }
+
+    public func encode(into w: inout ByteWriter) {
+        w.id(sender)
+        w.u64(senderDevice)
+        w.string(clientMsgID)
+        w.string(kind)
+        w.data(payload)
+        w.string(replyTo)
+        w.timestamp(createdAt)
+        w.u32(recipients)
+        w.u32(delivered)
+        w.u32(read)
+        w.u8(flags)
+    }
+
+    public init(from r: inout ByteReader, version: UInt8) throws(StoreError) {
+        sender = try r.id()
+        senderDevice = try r.u64()
+        clientMsgID = try r.string()
+        kind = try r.string()
+        payload = try r.data()
+        replyTo = try r.string()
+        createdAt = try r.timestamp()
+        recipients = try r.u32()
+        delivered = try r.u32()
+        read = try r.u32()
+        flags = try r.u8()
+    }
+}
+
+/// Delivery state of a message for one recipient.
+public enum ReceiptStatus: UInt8, Sendable, Comparable {
+    case sent = 0
+    case delivered = 1
+    case read = 2
+
+    public var name: String {
+        switch self {
+        case .sent: "sent"
+        case .delivered: "delivered"
+        case .read: "read"
+        }
+    }
+
+    public static func < (a: ReceiptStatus, b: ReceiptStatus) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// One recipient's state of one message. Table `receipts`, key = chat id (16) ‖ seq (u64) ‖
+/// user id (16). Absent = sent. Layout v1: `status (u8) | delivered_at (i64) | read_at (i64)`
+public struct ReceiptRecord: StoreRecord, Equatable {
+    public static let layoutVersion: UInt8 = 1
+
+    public var status: ReceiptStatus
+    public var deliveredAt: Timestamp?
+    public var readAt: Timestamp?
+
+    public init(status: ReceiptStatus, deliveredAt: Timestamp? = nil, readAt: Timestamp? = nil) {
+        self.status = status
+        self.deliveredAt = deliveredAt
+        self.readAt = readAt
+    }
+
+    public func encode(into w: inout ByteWriter) {
+        w.u8(status.rawValue)
+        w.i64(deliveredAt?.milliseconds ?? 0)
+        w.i64(readAt?.milliseconds ?? 0)
+    }
+
+    public init(from r: inout ByteReader, version: UInt8) throws(StoreError) {
+        status = ReceiptStatus(rawValue: try r.u8()) ?? .sent
+        let d = try r.i64()
+        let rd = try r.i64()
+        deliveredAt = d == 0 ? nil : Timestamp(milliseconds: d)
+        readAt = rd == 0 ? nil : Timestamp(milliseconds: rd)
+    }
+}
+
+extension ReadTx {
+    public func message(_ id: MessageID) throws -> MessageRecord? {
+        try record(MessageRecord.self, in: tables.messages, at: id.key)
+    }
+
+    /// Messages of `chat` with `lower <= seq < upper`, newest first if `newestFirst`, at most
+    /// `limit`.
+    public func messages(chat: TernID, from lower: UInt64, to upper: UInt64, newestFirst: Bool, limit: Int) throws -> [(seq: UInt64, record: MessageRecord)] {
+        var out: [(UInt64, MessageRecord)] = []
+        guard lower < upper, limit > 0 else { return out }
+        try scan(tables.messages, from: Keys.idSeq(chat, lower), to: Keys.idSeq(chat, upper), reverse: newestFirst) { key, value in
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: key[16...]), what: "messages key")
+            out.append((try r.u64(), try MessageRecord.decode(value)))
+            return out.count < limit
+        }
+        return out
+    }
+
+    public func receipt(_ id: MessageID, user: TernID) throws -> ReceiptRecord? {
+        try record(ReceiptRecord.self, in: tables.receipts, at: id.key + user.bytes)
+    }
+
+    /// Every recipient's receipt record of a message (users without one are at "sent").
+    public func receipts(_ id: MessageID) throws -> [TernID: ReceiptRecord] {
+        var out: [TernID: ReceiptRecord] = [:]
+        try scan(tables.receipts, prefix: id.key) { key, value in
+            out[TernID(bytes: key[24..<40])!] = try ReceiptRecord.decode(value)
+            return true
+        }
+        return out
+    }
+
+    /// The message an earlier send with (`sender`, `clientMsgID`) created.
+    public func dedupe(sender: TernID, clientMsgID: String) throws -> MessageID? {
+        try raw.withValue(tables.dedupe, sender.bytes + Array(clientMsgID.utf8)) { buffer throws(StoreError) -> MessageID in
+            var r = ByteReader(buffer, what: "dedupe")
+            return MessageID(chat: try r.id(), seq: try r.u64())
+        }
+    }
+}
+
+extension WriteTx {
+    public func putMessage(_ id: MessageID, _ message: MessageRecord) throws {
+        try put(message, in: tables.messages, at: id.key)
+    }
+
+    public func putReceipt(_ id: MessageID, user: TernID, _ receipt: ReceiptRecord) throws {
+        try put(receipt, in: tables.receipts, at: id.key + user.bytes)
+    }
+
+    public func putDedupe(sender: TernID, clientMsgID: String, _ id: MessageID) throws {
+        try putBytes(id.key, in: tables.dedupe, at: sender.bytes + Array(clientMsgID.utf8))
+    }
+}
