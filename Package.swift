@@ -69,6 +69,40 @@ var targets: [Target] = [
         swiftSettings: strict
     ),
 
+    // The connection layer: one port for HTTP (Hummingbird) and WebSocket (NIO handlers,
+    // no task per frame), authentication at the upgrade.
+    .target(
+        name: "TernGateway",
+        dependencies: [
+            "TernRelay", "TernAuth", "TernCore", "TernWire",
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ],
+        swiftSettings: strict
+    ),
+
+    // A small NIO WebSocket client for tests and the load tool.
+    .target(
+        name: "TernWSClient",
+        dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ],
+        swiftSettings: strict
+    ),
+
     // Configuration keys, file/env/flag layering, validation.
     .target(name: "TernConfig", dependencies: ["TernCore"], swiftSettings: strict),
 
@@ -76,7 +110,7 @@ var targets: [Target] = [
     .target(
         name: "TernAPI",
         dependencies: [
-            "TernAuth", "TernStore", "TernCore",
+            "TernAuth", "TernStore", "TernCore", "TernRelay", "TernWire",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -90,7 +124,7 @@ var targets: [Target] = [
     .target(
         name: "TernServer",
         dependencies: [
-            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernLMDB",
+            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernLMDB", "TernRelay", "TernGateway",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -131,11 +165,13 @@ var targets: [Target] = [
         name: "TernServerTests",
         dependencies: [
             "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernTestSupport", "tern",
+            "TernWSClient", "TernRelay", "TernWire",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ],
         swiftSettings: strict
@@ -163,6 +199,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: targets
 )

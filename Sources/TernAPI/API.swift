@@ -13,12 +13,14 @@ import Hummingbird
 import Logging
 import TernAuth
 import TernCore
+import TernRelay
 import TernStore
 
 /// Everything the routes need, assembled by the server.
 public struct APIDependencies: Sendable {
     public var store: Store
     public var auth: AuthService
+    public var relay: Relay
     public var clock: any TernClock
     /// Largest JSON body accepted (`http.max_body_size`).
     public var maxBodySize: Int
@@ -33,12 +35,13 @@ public struct APIDependencies: Sendable {
     public var notReadyReason: @Sendable () -> String?
 
     public init(
-        store: Store, auth: AuthService, clock: any TernClock, maxBodySize: Int, trustForwardedFor: Bool,
+        store: Store, auth: AuthService, relay: Relay, clock: any TernClock, maxBodySize: Int, trustForwardedFor: Bool,
         ipLimit: RateLimit, userLimit: RateLimit, echoOTP: Bool, metricsText: (@Sendable () -> String)?,
         notReadyReason: @escaping @Sendable () -> String? = { nil }
     ) {
         self.store = store
         self.auth = auth
+        self.relay = relay
         self.clock = clock
         self.maxBodySize = maxBodySize
         self.trustForwardedFor = trustForwardedFor
@@ -68,7 +71,14 @@ public func buildRouter(_ deps: APIDependencies) -> Router<TernRequestContext> {
     let authed = router.group("api/v1")
         .add(middleware: ipLimit)
         .add(middleware: AuthMiddleware(auth: deps.auth, limiter: userLimiter, metrics: metrics))
-    UserRoutes(deps: deps, directory: UserDirectory(store: deps.store, clock: deps.clock)).register(on: authed)
+    UserRoutes(deps: deps, directory: UserDirectory(store: deps.store, clock: deps.clock, registry: deps.relay.registry)).register(on: authed)
+    let chats = ChatService(store: deps.store, clock: deps.clock, registry: deps.relay.registry)
+    ChatRoutes(deps: deps, chats: chats).register(on: authed)
+    MessageRoutes(deps: deps, chats: chats).register(on: authed)
+    // A plain GET of the WebSocket path (no upgrade headers) explains itself.
+    router.get("ws") { _, _ -> Response in
+        throw TernError(.badRequest, "this is the WebSocket endpoint: connect with a WebSocket upgrade and an access token")
+    }
 
     addMethodNotAllowedHandlers(to: router)
     return router

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import TernCore
+import TernWire
 
 /// Reads JSON request bodies with the configured size limit and turns every decoding
 /// failure into a 400 that names the field.
@@ -24,6 +25,29 @@ enum BodyDecoding {
         } catch let error as DecodingError {
             throw describe(error)
         }
+    }
+
+    /// Reads the body as a JSON object with Tern's strict parser (for routes that take
+    /// free-form payloads). Missing body → 400; over `limit` → 413; not an object → 400.
+    static func object(from request: Request, limit: Int) async throws -> [String: JSON] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw TernError(.payloadTooLarge, "request body is \(length) bytes; the limit is \(limit)")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw TernError(.payloadTooLarge, "request body is larger than \(limit) bytes")
+        }
+        guard buffer.readableBytes > 0 else { throw TernError.badRequest("request body must be a JSON object") }
+        let value: JSON
+        do {
+            value = try JSONParser.parse(buffer.readableBytesView)
+        } catch {
+            throw TernError.badRequest("request body is not valid JSON: \(error)")
+        }
+        guard case .object(let members) = value else { throw TernError.badRequest("request body must be a JSON object") }
+        return members
     }
 
     /// Decodes an optional body: empty → nil.

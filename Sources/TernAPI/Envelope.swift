@@ -28,6 +28,16 @@ enum Envelope {
             body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
+    /// A success response around `data`, already serialised JSON.
+    static func ok(raw data: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        var body = ByteBuffer()
+        body.reserveCapacity(data.count + 32)
+        body.writeString(#"{"success":true,"data":"#)
+        body.writeBytes(data)
+        body.writeString("}")
+        return Response(status: status, headers: [.contentType: jsonContentType], body: .init(byteBuffer: body))
+    }
+
     /// 204 No Content (the seed's status for block, privacy PUT, device DELETE, …).
     static func noContent() -> Response { Response(status: .noContent) }
 

@@ -1,4 +1,5 @@
 import TernCore
+import TernRelay
 import TernStore
 
 /// The users API's logic over the store: profiles, privacy, contacts, blocks, push tokens.
@@ -7,6 +8,7 @@ import TernStore
 struct UserDirectory: Sendable {
     let store: Store
     let clock: any TernClock
+    let registry: SessionRegistry
 
     // MARK: profile
 
@@ -75,16 +77,16 @@ struct UserDirectory: Sendable {
 
     // MARK: presence
 
-    /// Last seen as `viewer` may see it. Live "online" arrives with the relay; until then a
-    /// user is reported offline with their stored last-seen time.
+    /// Online (any device connected) and last seen, as `viewer` may see them: the last-seen
+    /// privacy setting and blocks hide both, as in the WebSocket `presence` events.
     func presence(of target: TernID, viewer: TernID) async throws -> PresenceDTO {
-        try await store.read { tx in
+        let online = registry.isOnline(user: target)
+        return try await store.read { tx in
             guard try tx.user(target) != nil else { throw TernError(.notFound, "user not found") }
             var dto = PresenceDTO(userID: target.description, online: false, lastSeen: nil)
-            if try tx.eitherBlocked(target, viewer) { return dto }
-            if try visibility(tx, owner: target, viewer: viewer).lastSeen, let seen = try tx.presence(target) {
-                dto.lastSeen = seen.lastSeen.rfc3339
-            }
+            guard try Relay.canSeePresence(tx, of: target, viewer: viewer) else { return dto }
+            dto.online = online
+            if let seen = try tx.presence(target) { dto.lastSeen = seen.lastSeen.rfc3339 }
             return dto
         }
     }

@@ -15,6 +15,7 @@
 // failure (a wrong code counted, a session revoked for reuse) are returned as values from the
 // write and thrown after the commit.
 import Logging
+import NIOCore
 import TernCore
 import TernSodium
 import TernStore
@@ -78,13 +79,17 @@ public final class AuthService: Sendable {
     private let clock: any TernClock
     private let ipLimiter: RateLimiter
     private let logger: Logger
+    /// Called after the commit that ended a session (logout, refresh reuse), so that live
+    /// connections of that session can be closed.
+    private let sessionEnded: @Sendable (_ session: TernID, _ user: TernID) -> Void
 
     /// Login device platforms accepted (the seed's device_tokens CHECK, plus desktop).
     public static let platforms: Set<String> = ["android", "ios", "web", "desktop"]
 
     public init(
         store: Store, tokens: TokenService, settings: AuthSettings, otpKey: [UInt8],
-        sender: any CodeSender, clock: any TernClock, logger: Logger
+        sender: any CodeSender, clock: any TernClock, logger: Logger,
+        sessionEnded: @escaping @Sendable (_ session: TernID, _ user: TernID) -> Void = { _, _ in }
     ) {
         precondition(otpKey.count == MessageAuthentication.keyLength, "OTP key must be 32 bytes")
         self.store = store
@@ -95,6 +100,7 @@ public final class AuthService: Sendable {
         self.clock = clock
         self.ipLimiter = RateLimiter(limit: settings.otpIPLimit, clock: clock)
         self.logger = logger
+        self.sessionEnded = sessionEnded
     }
 
     private func codeTag(phone: String, code: String) -> [UInt8] {
@@ -150,7 +156,7 @@ public final class AuthService: Sendable {
     // MARK: verify-otp
 
     private enum VerifyOutcome: Sendable {
-        case granted(UserRecord, Bool, DeviceRecord, SessionRecord, String)
+        case granted(UserRecord, Bool, DeviceRecord, SessionRecord, String, replaced: TernID?)
         case rejected(TernError)
     }
 
@@ -210,11 +216,13 @@ public final class AuthService: Sendable {
             let sessionID = TernID.random()
             let clientID = device.clientID ?? TernID.random().description
             var record: DeviceRecord
+            var replaced: TernID?
             if var existing = try tx.device(user: user.id, clientID: clientID) {
                 if var old = try tx.session(existing.sessionID), old.revokedAt == nil {
                     old.revokedAt = now
                     old.revokeReason = .replaced
                     try tx.putSession(old)
+                    replaced = old.id
                 }
                 existing.lastLoginAt = now
                 existing.sessionID = sessionID
@@ -238,12 +246,13 @@ public final class AuthService: Sendable {
                 RefreshTokenRecord(sessionID: sessionID, generation: session.generation, expiresAt: session.expiresAt),
                 hash: TokenService.hashRefreshToken(refresh))
             try tx.putPresence(user.id, PresenceRecord(lastSeen: now))
-            return .granted(user, isNew, record, session, refresh)
+            return .granted(user, isNew, record, session, refresh, replaced: replaced)
         }
         switch outcome {
         case .rejected(let error):
             throw error
-        case .granted(let user, let isNew, let device, let session, let refresh):
+        case .granted(let user, let isNew, let device, let session, let refresh, let replaced):
+            if let replaced { sessionEnded(replaced, user.id) }
             let claims = tokens.claims(userID: user.id, sessionID: session.id, deviceID: device.clientID, deviceNumber: device.number)
             return LoginGrant(
                 user: user, isNewUser: isNew, device: device, session: session,
@@ -256,6 +265,7 @@ public final class AuthService: Sendable {
     private enum RefreshOutcome: Sendable {
         case rotated(SessionRecord, DeviceRecord, String)
         case rejected(TernError)
+        case revoked(SessionRecord, TernError)
     }
 
     /// Exchanges a refresh token for a new pair. A rotated token presented again revokes
@@ -276,7 +286,7 @@ public final class AuthService: Sendable {
                 session.revokeReason = .refreshReuse
                 try tx.putSession(session)
                 try tx.deactivateDevice(number: session.deviceNumber, session: session.id)
-                return .rejected(TernError(.tokenReused, "this refresh token was already used; the session has been revoked, log in again"))
+                return .revoked(session, TernError(.tokenReused, "this refresh token was already used; the session has been revoked, log in again"))
             }
             guard let device = try tx.device(number: session.deviceNumber), device.sessionID == session.id,
                 let user = try tx.user(session.userID), !user.disabled
@@ -298,6 +308,9 @@ public final class AuthService: Sendable {
         switch outcome {
         case .rejected(let error):
             throw error
+        case .revoked(let session, let error):
+            sessionEnded(session.id, session.userID)
+            throw error
         case .rotated(let session, let device, let refresh):
             let claims = tokens.claims(userID: session.userID, sessionID: session.id, deviceID: device.clientID, deviceNumber: device.number)
             return TokenPair(accessToken: tokens.sign(claims), accessExpiresIn: tokens.accessTTL, refreshToken: refresh)
@@ -313,10 +326,10 @@ public final class AuthService: Sendable {
     public func logout(refreshToken: String?, claims: AccessClaims?) async throws -> Bool {
         let hash = refreshToken.map(TokenService.hashRefreshToken)
         let now = clock.now()
-        return try await store.write { tx -> Bool in
+        let ended = try await store.write { tx -> SessionRecord? in
             var sessionID = claims?.sessionID
             if let hash, let record = try tx.refreshToken(hash: hash) { sessionID = record.sessionID }
-            guard let sessionID, var session = try tx.session(sessionID), session.revokedAt == nil else { return false }
+            guard let sessionID, var session = try tx.session(sessionID), session.revokedAt == nil else { return nil }
             session.revokedAt = now
             session.revokeReason = .logout
             try tx.putSession(session)
@@ -325,8 +338,11 @@ public final class AuthService: Sendable {
                 try tx.deletePushToken(token)
             }
             try tx.putPresence(session.userID, PresenceRecord(lastSeen: now))
-            return true
+            return session
         }
+        guard let ended else { return false }
+        sessionEnded(ended.id, ended.userID)
+        return true
     }
 
     // MARK: checking requests
@@ -349,6 +365,30 @@ public final class AuthService: Sendable {
         }
         if let problem { throw problem }
         return claims
+    }
+
+    /// `authenticate` for network event loops (the WebSocket upgrade): the session check
+    /// runs on the store's read threads and the future completes on `eventLoop`.
+    public func authenticate(_ token: String, on eventLoop: any EventLoop) -> EventLoopFuture<AccessClaims> {
+        let claims: AccessClaims
+        do {
+            claims = try tokens.verify(token)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let now = clock.now()
+        return store.read(on: eventLoop) { tx in
+            guard let session = try tx.session(claims.sessionID), session.userID == claims.userID else {
+                throw TernError(.tokenInvalid, "invalid access token")
+            }
+            if session.revokedAt != nil || now >= session.expiresAt {
+                throw TernError(.sessionRevoked, "this session has ended; log in again")
+            }
+            if let user = try tx.user(claims.userID), user.disabled {
+                throw TernError(.forbidden, "this account is disabled")
+            }
+            return claims
+        }
     }
 
     /// Deletes refresh records and sessions past their expiry (bounded per call).

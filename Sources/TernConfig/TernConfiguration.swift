@@ -31,6 +31,14 @@ public struct TernConfiguration: Sendable {
     public var ipRateLimit = RateLimit.per(.minutes(1), 600)
     public var userRateLimit = RateLimit.per(.minutes(1), 300)
     public var devFactor = 100
+    public var relayWindow = 512
+    public var relayDrainPage = 256
+    public var relayPingInterval: Duration = .seconds(25)
+    public var relayIdleTimeout: Duration = .seconds(75)
+    public var relayMaxMessageBytes = 64 << 10
+    public var relaySlowConsumerGrace: Duration = .seconds(10)
+    public var relaySlowConsumerBytes = 8 << 20
+    public var relayTypingTTL: Duration = .seconds(5)
     public var logLevel = "info"
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
@@ -133,6 +141,14 @@ public struct TernConfiguration: Sendable {
         config.ipRateLimit = rate("ratelimit.ip") ?? config.ipRateLimit
         config.userRateLimit = rate("ratelimit.user") ?? config.userRateLimit
         config.devFactor = int("ratelimit.dev_factor") ?? config.devFactor
+        config.relayWindow = int("relay.window") ?? config.relayWindow
+        config.relayDrainPage = int("relay.drain_page") ?? config.relayDrainPage
+        config.relayPingInterval = duration("relay.ping_interval") ?? config.relayPingInterval
+        config.relayIdleTimeout = duration("relay.idle_timeout") ?? config.relayIdleTimeout
+        config.relayMaxMessageBytes = size("relay.max_message_size") ?? config.relayMaxMessageBytes
+        config.relaySlowConsumerGrace = duration("relay.slow_consumer_grace") ?? config.relaySlowConsumerGrace
+        config.relaySlowConsumerBytes = size("relay.slow_consumer_bytes") ?? config.relaySlowConsumerBytes
+        config.relayTypingTTL = duration("relay.typing_ttl") ?? config.relayTypingTTL
         config.logLevel = choice("log.level") ?? config.logLevel
 
         // Rules that span keys.
@@ -141,6 +157,9 @@ public struct TernConfiguration: Sendable {
         }
         if config.storeMaxReaders < config.storeReadThreads + 8 {
             fail("store.max_readers", "must be at least store.read_threads + 8 (\(config.storeReadThreads + 8))")
+        }
+        if config.relayIdleTimeout <= config.relayPingInterval {
+            fail("relay.idle_timeout", "must be longer than relay.ping_interval")
         }
         if config.accessTTL >= config.refreshTTL {
             fail("auth.access_ttl", "must be shorter than auth.refresh_ttl")

@@ -382,6 +382,11 @@ public final class Relay: Sendable {
     }
 }
 
+extension Relay {
+    /// Counts a connection closed for not reading.
+    public func recordSlowConsumer() { metrics.slowConsumers.increment() }
+}
+
 /// The relay's swift-metrics instruments (names in docs/operations.md).
 final class RelayMetrics: Sendable {
     let sessionsOpened = Counter(label: "tern_relay_sessions_opened_total")
@@ -391,4 +396,5 @@ final class RelayMetrics: Sendable {
     let messagesAccepted = Counter(label: "tern_relay_messages_accepted_total")
     let messagesDelivered = Counter(label: "tern_relay_messages_delivered_total")
     let messagesRead = Counter(label: "tern_relay_messages_read_total")
+    let slowConsumers = Counter(label: "tern_relay_slow_consumer_disconnects_total")
 }

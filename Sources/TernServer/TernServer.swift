@@ -14,7 +14,9 @@ import TernAPI
 import TernAuth
 import TernConfig
 import TernCore
+import TernGateway
 import TernLMDB
+import TernRelay
 import TernStore
 
 /// A configured, not yet running server.
@@ -23,6 +25,7 @@ public final class TernServer: Sendable {
     public let store: Store
     public let auth: AuthService
     public let keyRing: KeyRing
+    public let relay: Relay
     private let logger: Logger
     private let clock: any TernClock
     private let httpClient: HTTPClient?
@@ -49,6 +52,17 @@ public final class TernServer: Sendable {
                 nosyncFlushInterval: configuration.nosyncFlushInterval),
             logger: logger)
         self.store = store
+        var relaySettings = RelaySettings()
+        relaySettings.window = configuration.relayWindow
+        relaySettings.drainPage = configuration.relayDrainPage
+        relaySettings.pingInterval = configuration.relayPingInterval
+        relaySettings.idleTimeout = configuration.relayIdleTimeout
+        relaySettings.maxMessageBytes = configuration.relayMaxMessageBytes
+        relaySettings.slowConsumerGrace = configuration.relaySlowConsumerGrace
+        relaySettings.slowConsumerBytes = configuration.relaySlowConsumerBytes
+        relaySettings.typingTTL = configuration.relayTypingTTL
+        let relay = Relay(store: store, settings: relaySettings, clock: clock, logger: logger)
+        self.relay = relay
         do {
             keyRing = try KeyRing(directory: configuration.keysPath, clock: clock, createIfEmpty: true)
             let otpKey = try SecretFiles.loadOrCreate(configuration.keysPath + "/otp-hmac.key", length: 32)
@@ -74,7 +88,8 @@ public final class TernServer: Sendable {
             }
             auth = AuthService(
                 store: store, tokens: TokenService(keyRing: keyRing, clock: clock, accessTTL: configuration.accessTTL),
-                settings: settings, otpKey: otpKey, sender: sender, clock: clock, logger: logger)
+                settings: settings, otpKey: otpKey, sender: sender, clock: clock, logger: logger,
+                sessionEnded: { session, user in relay.disconnect(session: session, user: user) })
         } catch {
             // The store opened; close it before giving up.
             let store = self.store
@@ -84,7 +99,7 @@ public final class TernServer: Sendable {
         let draining = group
         responder = buildRouter(
             APIDependencies(
-                store: store, auth: auth, clock: clock, maxBodySize: configuration.maxBodySize,
+                store: store, auth: auth, relay: relay, clock: clock, maxBodySize: configuration.maxBodySize,
                 trustForwardedFor: configuration.trustForwardedFor,
                 ipLimit: configuration.effective(configuration.ipRateLimit),
                 userLimit: configuration.effective(configuration.userRateLimit),
@@ -97,8 +112,11 @@ public final class TernServer: Sendable {
     public func run(handleSignals: Bool, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let logger = self.logger
         let configuration = self.configuration
+        var gateway = GatewaySettings()
+        gateway.hardFrameLimit = max(configuration.relayMaxMessageBytes, 1 << 20)
         let app = Application(
             responder: responder,
+            server: TernChildChannel.builder(relay: relay, auth: auth, settings: gateway),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "tern"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.httpPort

@@ -90,6 +90,14 @@ public struct MessageRecord: StoreRecord, Equatable {
         return .sent
     }
 
+    /// Only the sender of a stored message (it comes first in every layout version): for
+    /// scans that need nothing else, such as unread counts.
+    public static func decodeSender(_ buffer: UnsafeRawBufferPointer) throws(StoreError) -> TernID {
+        var r = ByteReader(buffer, what: "MessageRecord")
+        _ = try r.u8()
+        return try r.id()
+    }
+
     public func encode(into w: inout ByteWriter) {
         w.id(sender)
         w.u64(senderDevice)

@@ -1,0 +1,185 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import TernCore
+import TernRelay
+import TernWire
+
+/// The WebSocket end of one device session: frames in → `DeviceSession.receive`, session
+/// frames out → text frames; WebSocket pings, idle timeout and slow-consumer cut-off.
+///
+/// Concurrency contract: a NIO channel handler, used only on its channel's event loop. The
+/// `RelayConnection` methods are called by the session on that loop too.
+final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let identity: DeviceIdentity
+    private let relay: Relay
+    private let settings: GatewaySettings
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var session: DeviceSession?
+    private var lastHeard = NIODeadline.now()
+    private var keepAlive: RepeatedTask?
+    private var slowTimer: Scheduled<Void>?
+    private var bytesWhileBackedUp = 0
+    private var closing = false
+
+    let eventLoop: any EventLoop
+
+    init(identity: DeviceIdentity, relay: Relay, settings: GatewaySettings, eventLoop: any EventLoop, logger: Logger) {
+        self.identity = identity
+        self.relay = relay
+        self.settings = settings
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    // MARK: ChannelInboundHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let session = relay.session(for: identity, connection: self)
+        self.session = session
+        let interval = TimeAmount.milliseconds(relay.settings.pingInterval.wholeMilliseconds)
+        keepAlive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.checkAlive()
+        }
+        session.start()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        shutdown()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        shutdown()
+        context.fireChannelInactive()
+    }
+
+    private func shutdown() {
+        keepAlive?.cancel()
+        keepAlive = nil
+        slowTimer?.cancel()
+        slowTimer = nil
+        session?.closed()
+        session = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        lastHeard = .now()
+        switch frame.opcode {
+        case .text:
+            let payload = frame.unmaskedData
+            if payload.readableBytes > relay.settings.maxMessageBytes {
+                send(OutboundFrame.error(
+                    code: "PAYLOAD_TOO_LARGE",
+                    message: "frame is \(payload.readableBytes) bytes; the limit is \(relay.settings.maxMessageBytes)", ref: nil))
+                return
+            }
+            session?.receive(Array(payload.readableBytesView))
+        case .binary:
+            send(OutboundFrame.error(code: "UNSUPPORTED_FRAME", message: "binary frames are not supported; send JSON text frames", ref: nil))
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            close(code: CloseCode.normalClosure, reason: "")
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        session?.flushAcks()
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            slowTimer?.cancel()
+            slowTimer = nil
+            bytesWhileBackedUp = 0
+        } else if slowTimer == nil {
+            let grace = TimeAmount.milliseconds(relay.settings.slowConsumerGrace.wholeMilliseconds)
+            slowTimer = context.eventLoop.scheduleTask(in: grace) { [weak self] in
+                self?.cutSlowConsumer("did not read for \(grace.nanoseconds / 1_000_000_000) s")
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let aggregation = error as? NIOWebSocketFrameAggregator.Error {
+            logger.debug("websocket frame refused", metadata: ["gateway.error": "\(aggregation)"])
+            close(code: CloseCode.tooBig, reason: "message too large")
+            return
+        }
+        logger.debug("websocket connection error", metadata: ["gateway.error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: keep-alive and slow consumers
+
+    private func checkAlive() {
+        guard let context, !closing else { return }
+        let quiet = NIODeadline.now() - lastHeard
+        if quiet > .milliseconds(relay.settings.idleTimeout.wholeMilliseconds) {
+            close(code: CloseCode.idle, reason: "idle timeout")
+        } else if quiet >= .milliseconds(relay.settings.pingInterval.wholeMilliseconds) {
+            let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
+            context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
+        }
+    }
+
+    private func cutSlowConsumer(_ why: String) {
+        guard !closing else { return }
+        relay.recordSlowConsumer()
+        logger.notice("closing slow consumer", metadata: ["relay.device": "\(identity.deviceNumber)", "relay.reason": "\(why)"])
+        close(code: CloseCode.slowConsumer, reason: "slow consumer: \(why)")
+    }
+
+    // MARK: RelayConnection
+
+    func send(_ frame: [UInt8]) {
+        guard let context, !closing else { return }
+        if !context.channel.isWritable {
+            bytesWhileBackedUp += frame.count
+            if bytesWhileBackedUp > relay.settings.slowConsumerBytes {
+                cutSlowConsumer("more than \(relay.settings.slowConsumerBytes) bytes queued")
+                return
+            }
+        }
+        let buffer = context.channel.allocator.buffer(bytes: frame)
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func close(code: UInt16, reason: String) {
+        guard let context, !closing else { return }
+        closing = true
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.writeInteger(code)
+        data.writeString(String(reason.prefix(120)))
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    var isBackedUp: Bool { !(context?.channel.isWritable ?? true) }
+}
+
+extension CloseCode {
+    static let normalClosure: UInt16 = 1000
+}
