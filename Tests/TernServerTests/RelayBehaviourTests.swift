@@ -1,0 +1,419 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import NIOWebSocket
+import Testing
+import TernCore
+import TernStore
+import TernTestSupport
+import TernWSClient
+
+/// Waits for `client`'s drain marker; returns the frames before it.
+func drained(_ client: WSTestClient) async -> [[String: Any]] {
+    let result = await client.next(event: "mailbox.drained")
+    #expect(result.frame != nil, "no mailbox.drained")
+    return result.skipped
+}
+
+@Suite("Relay behaviour")
+struct RelayBehaviourTests {
+    @Test("live delivery, idempotent re-sends over WebSocket and REST")
+    func liveAndIdempotent() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        let wa = try await c.ws(a)
+        let wb = try await c.ws(b)
+        _ = await drained(wa)
+        _ = await drained(wb)
+
+        wa.send("message.send", textMessage(chat, "hi", id: "same-1"))
+        let sent = try #require(await wa.next(event: "message.sent").frame)
+        let id = try #require(sent.data["message_id"] as? String)
+        #expect(sent.data["created_at"] is String)
+        #expect(sent.data["timestamp"] is Int)
+        let new = try #require(await wb.next(event: "message.new").frame)
+        #expect(new.data["message_id"] as? String == id)
+        #expect(new.seq != nil)
+        // The same client_msg_id again: the original, no second copy.
+        wa.send("message.send", textMessage(chat, "hi again", id: "same-1"))
+        let again = try #require(await wa.next(event: "message.sent").frame)
+        #expect(again.data["message_id"] as? String == id)
+        #expect(again.data["duplicate"] as? Bool == true)
+        // REST with the same id returns the original too; a fresh id makes a new message.
+        let rest = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "x", id: "same-1"), token: a.accessToken)
+        #expect(rest.status == 201)
+        #expect(rest.data["message_id"] as? String == id)
+        #expect((rest.data["payload"] as? [String: Any])?["body"] as? String == "hi")
+        let fresh = try await c.request(.POST, "/api/v1/chats/\(chat)/messages", json: ["type": "text", "payload": ["body": "via alias"], "client_msg_id": "fresh-1"], token: a.accessToken)
+        #expect(fresh.status == 201)
+        let freshID = try #require(fresh.data["message_id"] as? String)
+        #expect(freshID != id)
+        #expect(try await c.request(.POST, "/api/v1/chats/\(chat)/messages", json: ["type": "text", "payload": ["body": "via alias"], "client_msg_id": "fresh-1"], token: a.accessToken).data["message_id"] as? String == freshID)
+        let next = try #require(await wb.next(event: "message.new").frame)
+        #expect(next.data["message_id"] as? String == freshID, "B got exactly one copy of each message")
+        let quiet = await wb.drain(for: .milliseconds(300))
+        #expect(quiet.filter { $0.event == "message.new" }.isEmpty)
+        // Another user reusing the client id gets their own message, not A's (seed bug 7).
+        let other = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "b's", id: "same-1"), token: b.accessToken)
+        #expect(other.data["message_id"] as? String != id)
+        await wa.close()
+        await wb.close()
+        await s.stop()
+    }
+
+    @Test("multi-device: both devices drain independently, the sender's other device gets the copy, one read gives one read")
+    func multiDevice() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let phoneA = testPhone()
+        let phoneB = testPhone()
+        let a1 = try await c.login(phoneA, deviceID: "a1")
+        let a2 = try await c.login(phoneA, deviceID: "a2")
+        let b1 = try await c.login(phoneB, deviceID: "b1")
+        let b2 = try await c.login(phoneB, deviceID: "b2")
+        let chat = try await c.directChat(a1, b1)
+        let wa1 = try await c.ws(a1)
+        let wa2 = try await c.ws(a2)
+        let wb1 = try await c.ws(b1)
+        _ = await drained(wa1)
+        _ = await drained(wa2)
+        _ = await drained(wb1)
+        wa1.send("message.send", textMessage(chat, "to both", id: "m1"))
+        let id = try #require(await wa1.next(event: "message.sent").frame?.data["message_id"] as? String)
+        let copy = try #require(await wa2.next(event: "message.new").frame)
+        #expect(copy.data["message_id"] as? String == id)
+        #expect(copy.data["sender_id"] as? String == a1.userID)
+        let atB1 = try #require(await wb1.next(event: "message.new").frame)
+        #expect(atB1.data["message_id"] as? String == id)
+        wb1.send("message.delivered", ["message_id": id])
+        wa2.send("message.delivered", ["message_id": id])
+        // b2 was offline: it drains the same message on its own.
+        let wb2 = try await c.ws(b2)
+        let backlog = await drained(wb2)
+        #expect(backlog.compactMap { $0.data["message_id"] as? String } == [id])
+        wb2.send("message.delivered", ["message_id": id])
+        // Both sender devices learn "delivered" once (from the first recipient device).
+        for device in [wa1, wa2] {
+            let status = try #require(await device.next(event: "message.status").frame)
+            #expect(status.data["status"] as? String == "delivered")
+        }
+        // Read on b1, then on b2: one "read" per sender device.
+        wb1.send("message.read", ["message_id": id, "chat_id": chat])
+        for device in [wa1, wa2] {
+            let status = try #require(await device.next(event: "message.status").frame)
+            #expect(status.data["status"] as? String == "read")
+            #expect(status.data["aggregate_status"] as? String == "read")
+        }
+        wb2.send("message.read", ["message_id": id, "chat_id": chat])
+        let extra = await wa1.drain(for: .milliseconds(400))
+        #expect(extra.filter { $0.event == "message.status" }.isEmpty, "no second read or delivered")
+        for ws in [wa1, wa2, wb1, wb2] { await ws.close() }
+        await s.stop()
+    }
+
+    @Test("receipts reach a sender that was offline, from its mailbox")
+    func offlineSenderReceipts() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        let sent = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "while you sleep"), token: a.accessToken)
+        let id = try #require(sent.data["message_id"] as? String)
+        let wb = try await c.ws(b)
+        let backlog = await drained(wb)
+        #expect(backlog.first?.data["message_id"] as? String == id)
+        wb.send("message.delivered", ["message_id": id])
+        #expect(try await c.request(.POST, "/api/v1/messages/read", json: ["chat_id": chat, "up_to_message_id": id], token: b.accessToken).status == 204)
+        // A was offline for both: its mailbox holds both receipts, in order.
+        try await Task.sleep(for: .milliseconds(200))
+        let wa = try await c.ws(a)
+        let receipts = await drained(wa)
+        #expect(receipts.map { $0.event } == ["message.status", "message.status"])
+        #expect(receipts.map { $0.data["status"] as? String } == ["delivered", "read"])
+        #expect(receipts.allSatisfy { $0.data["message_id"] as? String == id && $0.seq != nil })
+        await wa.close()
+        await wb.close()
+        await s.stop()
+    }
+
+    @Test("read-receipt privacy: off means neither sending nor receiving read receipts")
+    func readReceiptPrivacy() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        #expect(try await c.request(.PUT, "/api/v1/users/privacy", json: ["read_receipts": false], token: b.accessToken).status == 204)
+        let wa = try await c.ws(a)
+        _ = await drained(wa)
+        let id = try #require(try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "read me"), token: a.accessToken).data["message_id"] as? String)
+        #expect(try await c.request(.POST, "/api/v1/chats/\(chat)/messages/read", json: ["up_to_message_id": id], token: b.accessToken).status == 204)
+        let status = try #require(await wa.next(event: "message.status").frame)
+        #expect(status.data["status"] as? String == "delivered", "reading implies delivery, but no read receipt")
+        #expect(await wa.drain(for: .milliseconds(300)).filter { $0.data["status"] as? String == "read" }.isEmpty)
+        let receipts = try await c.request(.GET, "/api/v1/messages/\(id)/receipts", token: a.accessToken)
+        #expect(receipts.dataArray.first?["status"] as? String == "delivered")
+        // B (receipts off) does not get read receipts for its own messages either.
+        let wb = try await c.ws(b)
+        _ = await drained(wb)
+        let reply = try #require(try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "reply"), token: b.accessToken).data["message_id"] as? String)
+        #expect(try await c.request(.POST, "/api/v1/messages/read", json: ["chat_id": chat, "message_id": reply], token: a.accessToken).status == 204)
+        let toB = await wb.drain(for: .milliseconds(400))
+        #expect(toB.filter { $0.data["status"] as? String == "read" }.isEmpty)
+        #expect(toB.contains { $0.data["status"] as? String == "delivered" })
+        await wa.close()
+        await wb.close()
+        await s.stop()
+    }
+
+    @Test("typing goes to online devices only, is never stored, and expires")
+    func typing() async throws {
+        let s = try await InProcessServer.start { $0.relayTypingTTL = .seconds(1) }
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let phoneB = testPhone()
+        let b1 = try await c.login(phoneB, deviceID: "b1")
+        let b2 = try await c.login(phoneB, deviceID: "b2")
+        let chat = try await c.directChat(a, b1)
+        let wa = try await c.ws(a)
+        let wb1 = try await c.ws(b1)
+        _ = await drained(wa)
+        _ = await drained(wb1)
+        wa.send("typing.start", ["chat_id": chat])
+        let on = try #require(await wb1.next(event: "typing").frame)
+        #expect(on.data["typing"] as? Bool == true)
+        #expect(on.data["user_id"] as? String == a.userID)
+        #expect(on.seq == nil, "typing is not a mailbox frame")
+        // Not refreshed: it ends by itself.
+        let off = try #require(await wb1.next(event: "typing", timeout: .seconds(5)).frame)
+        #expect(off.data["typing"] as? Bool == false)
+        // b2 was offline: nothing in its mailbox, nothing on connect.
+        let pending = try await s.server.store.read { tx -> Int in
+            let device = try tx.device(user: TernID(b2.userID)!, clientID: "b2")!.number
+            return try tx.mailboxCount(device: device)
+        }
+        #expect(pending == 0)
+        let wb2 = try await c.ws(b2)
+        #expect(await drained(wb2).isEmpty)
+        for ws in [wa, wb1, wb2] { await ws.close() }
+        await s.stop()
+    }
+
+    @Test("non-members cannot send, read history, fetch receipts, mark read or type; blocked users cannot send")
+    func authorization() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let outsider = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        let id = try #require(try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "private"), token: a.accessToken).data["message_id"] as? String)
+        let send = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "intrude"), token: outsider.accessToken)
+        #expect(send.status == 403)
+        #expect(send.errorCode == "NOT_CHAT_MEMBER")
+        #expect(try await c.request(.GET, "/api/v1/messages?chat_id=\(chat)", token: outsider.accessToken).status == 403)
+        #expect(try await c.request(.GET, "/api/v1/chats/\(chat)", token: outsider.accessToken).status == 403)
+        #expect(try await c.request(.GET, "/api/v1/messages/\(id)/receipts", token: outsider.accessToken).status == 404)
+        #expect(try await c.request(.POST, "/api/v1/messages/read", json: ["chat_id": chat, "message_id": id], token: outsider.accessToken).status == 403)
+        let ws = try await c.ws(outsider)
+        _ = await drained(ws)
+        ws.send("message.send", textMessage(chat, "intrude", id: "x1"))
+        let error = try #require(await ws.next(event: "error").frame)
+        #expect(error.data["code"] as? String == "NOT_CHAT_MEMBER")
+        #expect(error.data["client_msg_id"] as? String == "x1")
+        ws.send("typing.start", ["chat_id": chat])
+        #expect(try #require(await ws.next(event: "error").frame).data["code"] as? String == "NOT_CHAT_MEMBER")
+        ws.send("message.read", ["message_id": id, "chat_id": chat])
+        #expect(try #require(await ws.next(event: "error").frame).data["code"] as? String == "NOT_CHAT_MEMBER")
+        // A chat that does not exist.
+        let missing = try await c.request(.POST, "/api/v1/messages", json: textMessage(UUID().uuidString, "x"), token: a.accessToken)
+        #expect(missing.status == 404)
+        #expect(missing.errorCode == "CHAT_NOT_FOUND")
+        // Blocking stops sending both ways.
+        #expect(try await c.request(.POST, "/api/v1/users/contacts/\(a.userID)/block", token: b.accessToken).status == 204)
+        let blocked = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "hello?"), token: a.accessToken)
+        #expect(blocked.status == 403)
+        #expect(blocked.errorCode == "USER_BLOCKED")
+        #expect(try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "hello?"), token: b.accessToken).errorCode == "USER_BLOCKED")
+        await ws.close()
+        await s.stop()
+    }
+
+    @Test("bad frames get an error frame naming the problem; the connection and other clients keep working")
+    func badFrames() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        let wa = try await c.ws(a)
+        let wb = try await c.ws(b)
+        _ = await drained(wa)
+        _ = await drained(wb)
+        let cases: [(bytes: [UInt8], opcode: WebSocketOpcode, code: String)] = [
+            (Array("{not json".utf8), .text, "MALFORMED_JSON"),
+            ([0x7B, 0x22, 0x65, 0xFF, 0x22, 0x3A, 0x31, 0x7D], .text, "INVALID_UTF8"),
+            (Array(#"[1,2]"#.utf8), .text, "BAD_FRAME"),
+            (Array(#"{"data":{}}"#.utf8), .text, "BAD_FRAME"),
+            (Array(#"{"event":"no.such.event","ref":"r9"}"#.utf8), .text, "UNKNOWN_EVENT"),
+            (Array(#"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"text","payload":{"body":"x"}}}"#.utf8), .text, "VALIDATION_ERROR"),
+            (Array(#"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"sticker","payload":{},"client_msg_id":"c"}}"#.utf8), .text, "VALIDATION_ERROR"),
+            (Array(#"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"location","payload":{"latitude":"north","longitude":1},"client_msg_id":"c"}}"#.utf8), .text, "VALIDATION_ERROR"),
+            (Array(#"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"text","payload":{"body":"\#(String(repeating: "x", count: 5000))"},"client_msg_id":"c"}}"#.utf8), .text, "VALIDATION_ERROR"),
+            (Array(repeating: 0x20, count: 70_000) + Array("{}".utf8), .text, "PAYLOAD_TOO_LARGE"),
+            ([1, 2, 3], .binary, "UNSUPPORTED_FRAME"),
+        ]
+        for item in cases {
+            wa.connection.send(opcode: item.opcode, bytes: item.bytes)
+            let error = try #require(await wa.next(event: "error").frame, "no error for \(item.code)")
+            #expect(error.data["code"] as? String == item.code)
+            #expect((error.data["message"] as? String)?.isEmpty == false)
+        }
+        wa.connection.send(text: #"{"type":"no.such","payload":{"client_msg_id":"ref-7"}}"#)
+        #expect(try #require(await wa.next(event: "error").frame).data["ref"] as? String == "ref-7")
+        // Still alive, and the other client is unaffected.
+        wa.send("ping", [:])
+        #expect(await wa.next(event: "pong").frame != nil)
+        wa.send("message.send", textMessage(chat, "after the noise", id: "ok-1"))
+        #expect(await wa.next(event: "message.sent").frame != nil)
+        #expect(try #require(await wb.next(event: "message.new").frame).data["client_msg_id"] as? String == "ok-1")
+        await wa.close()
+        await wb.close()
+        await s.stop()
+    }
+
+    @Test("presence: online and last seen to subscribers, as privacy allows")
+    func presence() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let hidden = try await c.login(testPhone())
+        #expect(try await c.request(.PUT, "/api/v1/users/privacy", json: ["last_seen": "nobody"], token: hidden.accessToken).status == 204)
+        let wa = try await c.ws(a)
+        _ = await drained(wa)
+        wa.send("presence.subscribe", ["user_ids": [b.userID, hidden.userID]])
+        var initial: [String: [String: Any]] = [:]
+        for _ in 0..<2 {
+            let frame = try #require(await wa.next(event: "presence").frame)
+            initial[frame.data["user_id"] as! String] = frame.data
+        }
+        #expect(initial[b.userID]?["online"] as? Bool == false)
+        #expect(initial[b.userID]?["last_seen"] is String)
+        #expect(initial[hidden.userID]?["last_seen"] == nil)
+        let wb = try await c.ws(b)
+        let online = try #require(await wa.next(event: "presence").frame)
+        #expect(online.data["user_id"] as? String == b.userID)
+        #expect(online.data["online"] as? Bool == true)
+        #expect(try await c.request(.GET, "/api/v1/users/\(b.userID)/presence", token: a.accessToken).data["online"] as? Bool == true)
+        let wh = try await c.ws(hidden)
+        await wb.close()
+        let offline = try #require(await wa.next(event: "presence").frame)
+        #expect(offline.data["user_id"] as? String == b.userID)
+        #expect(offline.data["online"] as? Bool == false)
+        #expect(offline.data["last_seen"] is String)
+        let rest = try await c.request(.GET, "/api/v1/users/\(hidden.userID)/presence", token: a.accessToken)
+        #expect(rest.data["online"] as? Bool == false, "last_seen=nobody hides online too")
+        #expect(rest.data["last_seen"] == nil)
+        #expect(await wa.drain(for: .milliseconds(300)).filter { $0.data["user_id"] as? String == hidden.userID }.isEmpty)
+        await wh.close()
+        await wa.close()
+        await s.stop()
+    }
+
+    @Test("chat list: newest activity first, last message, unread counts, mute and pin, pages")
+    func chatList() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let me = try await c.login(testPhone())
+        var friends: [TestSession] = []
+        var chats: [String] = []
+        for _ in 0..<3 {
+            let friend = try await c.login(testPhone())
+            friends.append(friend)
+            chats.append(try await c.directChat(me, friend))
+        }
+        #expect(try await c.directChat(me, friends[0]) == chats[0], "creating again returns the same chat")
+        // Activity: chat 0 oldest, chat 2 newest; friend 1 sends two messages.
+        _ = try await c.request(.POST, "/api/v1/messages", json: textMessage(chats[0], "first"), token: friends[0].accessToken)
+        _ = try await c.request(.POST, "/api/v1/messages", json: textMessage(chats[1], "one"), token: friends[1].accessToken)
+        _ = try await c.request(.POST, "/api/v1/messages", json: textMessage(chats[1], "two"), token: friends[1].accessToken)
+        _ = try await c.request(.POST, "/api/v1/messages", json: textMessage(chats[2], "mine"), token: me.accessToken)
+        let list = try await c.request(.GET, "/api/v1/chats", token: me.accessToken)
+        let items = try #require(list.data["items"] as? [[String: Any]])
+        #expect(items.map { $0["chat_id"] as? String } == chats.reversed())
+        #expect(items[1]["unread_count"] as? Int == 2)
+        #expect(items[0]["unread_count"] as? Int == 0, "own messages are not unread")
+        #expect((items[1]["last_message"] as? [String: Any])?["preview"] as? String == "two")
+        #expect(items[0]["type"] as? String == "direct")
+        #expect((items[0]["participants"] as? [Any])?.count == 2)
+        // Mute and pin are the caller's own.
+        #expect(try await c.request(.PUT, "/api/v1/chats/\(chats[0])/mute", json: ["muted": true], token: me.accessToken).status == 204)
+        #expect(try await c.request(.PUT, "/api/v1/chats/\(chats[0])/pin", json: ["pinned": true], token: me.accessToken).status == 204)
+        let mine = try await c.request(.GET, "/api/v1/chats/\(chats[0])", token: me.accessToken)
+        #expect(mine.data["is_muted"] as? Bool == true)
+        #expect(mine.data["is_pinned"] as? Bool == true)
+        let theirs = try await c.request(.GET, "/api/v1/chats/\(chats[0])", token: friends[0].accessToken)
+        #expect(theirs.data["is_muted"] as? Bool == false)
+        #expect(try await c.request(.PUT, "/api/v1/chats/\(chats[0])/mute", json: ["muted": "yes"], token: me.accessToken).status == 400)
+        #expect(try await c.request(.PUT, "/api/v1/chats/\(chats[0])/mute", json: ["muted": true, "mute_until": "tomorrow"], token: me.accessToken).status == 400)
+        // Reading clears the unread count.
+        #expect(try await c.request(.POST, "/api/v1/chats/\(chats[1])/messages/read", json: [String: String](), token: me.accessToken).status == 204)
+        let after = try await c.request(.GET, "/api/v1/chats/\(chats[1])", token: me.accessToken)
+        #expect(after.data["unread_count"] as? Int == 0)
+        // Pages of one.
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let path = "/api/v1/chats?limit=1" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let page = try await c.request(.GET, path, token: me.accessToken)
+            seen += (page.data["items"] as? [[String: Any]] ?? []).compactMap { $0["chat_id"] as? String }
+            cursor = page.data["nextCursor"] as? String
+        } while cursor != nil
+        #expect(seen == chats.reversed())
+        // Creation rules.
+        #expect(try await c.request(.POST, "/api/v1/chats", json: ["other_user_id": me.userID], token: me.accessToken).status == 400)
+        #expect(try await c.request(.POST, "/api/v1/chats", json: ["other_user_id": UUID().uuidString], token: me.accessToken).status == 404)
+        #expect(try await c.request(.POST, "/api/v1/chats", json: ["participant_ids": [friends[2].userID]], token: me.accessToken).data["chat_id"] as? String == chats[2])
+        #expect(try await c.request(.POST, "/api/v1/chats", json: ["type": "group", "name": "g"], token: me.accessToken).status == 400)
+        await s.stop()
+    }
+
+    @Test("history pages newest first, members only, with cursors")
+    func history() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        var ids: [String] = []
+        for i in 0..<7 {
+            ids.append(try #require(try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "m\(i)"), token: i % 2 == 0 ? a.accessToken : b.accessToken).data["message_id"] as? String))
+        }
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let path = "/api/v1/chats/\(chat)/messages?limit=3" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let page = try await c.request(.GET, path, token: b.accessToken)
+            #expect(page.status == 200)
+            seen += (page.data["items"] as? [[String: Any]] ?? []).compactMap { $0["message_id"] as? String }
+            cursor = page.data["nextCursor"] as? String
+            #expect((page.data["hasMore"] as? Bool) == (cursor != nil))
+        } while cursor != nil
+        #expect(seen == ids.reversed())
+        #expect(try await c.request(.GET, "/api/v1/messages", token: a.accessToken).status == 400)
+        #expect(try await c.request(.GET, "/api/v1/messages?chat_id=nope", token: a.accessToken).status == 400)
+        #expect(try await c.request(.GET, "/api/v1/messages?chat_id=\(chat)&cursor=zzz", token: a.accessToken).status == 400)
+        // Replies must point into the same chat.
+        let reply = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "text", "payload": ["body": "re"], "client_msg_id": "r1", "reply_to_message_id": ids[0]], token: b.accessToken)
+        #expect(reply.status == 201)
+        #expect(reply.data["reply_to_message_id"] as? String == ids[0])
+        let badReply = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "text", "payload": ["body": "re"], "client_msg_id": "r2", "reply_to_message_id": "0000"], token: b.accessToken)
+        #expect(badReply.status == 400)
+        await s.stop()
+    }
+}
