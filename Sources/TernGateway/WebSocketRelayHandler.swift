@@ -142,7 +142,8 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         guard !closing else { return }
         relay.recordSlowConsumer()
         logger.notice("closing slow consumer", metadata: ["relay.device": "\(identity.deviceNumber)", "relay.reason": "\(why)"])
-        close(code: CloseCode.slowConsumer, reason: "slow consumer: \(why)")
+        // Its close frame would queue behind everything it is not reading: drop the socket.
+        close(code: CloseCode.slowConsumer, reason: "slow consumer: \(why)", within: .zero)
     }
 
     // MARK: RelayConnection
@@ -165,6 +166,12 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     func close(code: UInt16, reason: String) {
+        close(code: code, reason: reason, within: .seconds(2))
+    }
+
+    /// Sends a close frame and closes the socket once it is written, or after `within`
+    /// at the latest (a peer that does not read never lets it be written).
+    private func close(code: UInt16, reason: String, within: TimeAmount) {
         guard let context, !closing else { return }
         closing = true
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
@@ -175,6 +182,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in
             channel.close(promise: nil)
         }
+        channel.eventLoop.scheduleTask(in: within) { channel.close(promise: nil) }
     }
 
     var isBackedUp: Bool { !(context?.channel.isWritable ?? true) }

@@ -54,11 +54,17 @@ public final class WSConnection: @unchecked Sendable {
     public static func connect(
         host: String = "127.0.0.1", port: Int, path: String, headers: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxFrameSize: Int = 1 << 24,
+        receiveBufferSize: Int? = nil,
         onFrame: @escaping @Sendable (WSFrame) -> Void
     ) async throws -> WSConnection {
         let upgraded = group.next().makePromise(of: Void.self)
-        let bootstrap = ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+        if let receiveBufferSize {
+            // A fixed receive buffer (no autotuning): lets tests play a client that stops reading.
+            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: .init(receiveBufferSize))
+        }
+        bootstrap = bootstrap
             .channelInitializer { channel in
                 let catcher = RefusalCatcher(promise: upgraded)
                 let upgrader = NIOWebSocketClientUpgrader(
