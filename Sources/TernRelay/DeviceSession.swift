@@ -68,6 +68,7 @@ public final class DeviceSession: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         relay.metrics.sessionsOpened.increment()
         let (replaced, cameOnline) = relay.registry.register(self)
+        relay.metrics.sessions.record(relay.registry.count)
         if let replaced {
             replaced.eventLoop.execute { replaced.replacedByNewer() }
         }
@@ -96,9 +97,9 @@ public final class DeviceSession: @unchecked Sendable {
         typingTimers = [:]
         typingAudience = [:]
         liveBuffer = []
-        if relay.registry.unregister(self) {
-            relay.userWentOffline(identity.user)
-        }
+        let lastDevice = relay.registry.unregister(self)
+        relay.metrics.sessions.record(relay.registry.count)
+        if lastDevice { relay.userWentOffline(identity.user) }
     }
 
     // MARK: output

@@ -397,4 +397,5 @@ final class RelayMetrics: Sendable {
     let messagesDelivered = Counter(label: "tern_relay_messages_delivered_total")
     let messagesRead = Counter(label: "tern_relay_messages_read_total")
     let slowConsumers = Counter(label: "tern_relay_slow_consumer_disconnects_total")
+    let sessions = Gauge(label: "tern_relay_sessions")
 }
