@@ -45,6 +45,26 @@ public enum Validate {
     /// Checks a human-entered text field: length in characters and no control characters
     /// (newlines allowed only where `multiline`).
     public static func text(_ value: String, field: String, max: Int, allowEmpty: Bool = true, multiline: Bool = false) throws(TernError) {
+        // Fast path for ASCII (most message bodies): characters are bytes, controls are < 0x20.
+        var ascii = true
+        var blank = true
+        var control = false
+        for byte in value.utf8 {
+            if byte >= 0x80 {
+                ascii = false
+                break
+            }
+            if byte < 0x20 || byte == 0x7F {
+                if !(multiline && (byte == 0x0A || byte == 0x09)) { control = true }
+            }
+            if byte != 0x20 && byte != 0x0A && byte != 0x09 && byte != 0x0D { blank = false }
+        }
+        if ascii {
+            if !allowEmpty && blank { throw .validation("\(field) must not be empty") }
+            if value.utf8.count > max { throw .validation("\(field) must be at most \(max) characters") }
+            if control { throw .validation("\(field) must not contain control characters") }
+            return
+        }
         if !allowEmpty && value.trimmingWhitespace().isEmpty {
             throw .validation("\(field) must not be empty")
         }

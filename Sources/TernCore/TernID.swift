@@ -53,24 +53,33 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.init(high: value.0, low: value.1)
     }
 
-    /// Reads 16 raw bytes.
-    public init?(bytes: some Collection<UInt8>) {
+    /// Reads 16 raw bytes (big-endian halves). Hot: keys are decoded with it in every scan.
+    public init?(bytes: UnsafeRawBufferPointer) {
         guard bytes.count == 16 else { return nil }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for (i, b) in bytes.enumerated() {
-            if i < 8 { high = high << 8 | UInt64(b) } else { low = low << 8 | UInt64(b) }
-        }
-        self.init(high: high, low: low)
+        self.init(
+            high: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+            low: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
+    /// Reads 16 raw bytes from a slice of a raw buffer (a key part).
+    public init?(bytes: Slice<UnsafeRawBufferPointer>) {
+        self.init(bytes: UnsafeRawBufferPointer(rebasing: bytes))
+    }
+
+    /// Reads 16 raw bytes.
+    public init?(bytes: [UInt8]) {
+        guard let id = bytes.withUnsafeBytes({ TernID(bytes: $0) }) else { return nil }
+        self = id
     }
 
     /// The 16 raw bytes (big-endian), the key encoding.
     public var bytes: [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(16)
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
-        return out
+        [UInt8](unsafeUninitializedCapacity: 16) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+            count = 16
+        }
     }
 
     public var description: String {

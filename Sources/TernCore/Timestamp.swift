@@ -38,15 +38,36 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
+        // Written digit by digit into a fixed buffer: this runs for every message frame.
         let h = msOfDay / 3_600_000
         let m = msOfDay / 60_000 % 60
         let s = msOfDay / 1000 % 60
         let f = msOfDay % 1000
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(h, 2)):\(pad(m, 2)):\(pad(s, 2)).\(pad(f, 3))Z"
+        guard (0...9999).contains(year) else { return "\(year)-\(month)-\(day)T\(h):\(m):\(s).\(f)Z" }
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            func put(_ v: Int64, _ width: Int, at offset: Int) {
+                var v = v
+                for i in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[offset + i] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            buffer[4] = 45
+            put(month, 2, at: 5)
+            buffer[7] = 45
+            put(day, 2, at: 8)
+            buffer[10] = 84
+            put(h, 2, at: 11)
+            buffer[13] = 58
+            put(m, 2, at: 14)
+            buffer[16] = 58
+            put(s, 2, at: 17)
+            buffer[19] = 46
+            put(f, 3, at: 20)
+            buffer[23] = 90
+            return 24
+        }
     }
 
     /// Parses RFC 3339 (`Z` or a numeric offset, optional fraction). Nil if malformed.
