@@ -181,7 +181,16 @@ var targets: [Target] = [
 if ProcessInfo.processInfo.environment["TERN_BENCH"] == "1" {
     products.append(.executable(name: "tern-bench", targets: ["TernBench"]))
     targets.append(
-        .executableTarget(name: "TernBench", dependencies: ["TernLMDB"], path: "Sources/TernBench", swiftSettings: strict)
+        .executableTarget(
+            name: "TernBench",
+            dependencies: [
+                "TernLMDB", "TernWSClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/TernBench", swiftSettings: strict)
     )
 }
 

@@ -84,7 +84,12 @@ public final class Relay: Sendable {
         let now = clock.now()
         let registry = self.registry
         let metrics = self.metrics
-        store.submit({ tx in try Self.sendTransaction(tx, command, sender: sender, now: now) }) { result in
+        let draft = MessageRecord(
+            sender: sender.user, senderDevice: sender.deviceNumber, clientMsgID: command.clientMsgID,
+            kind: command.content.kind.rawValue, payload: command.content.payload, replyTo: command.replyTo?.description ?? "",
+            createdAt: now, recipients: 0)
+        let template = RelayFrames.MessageTemplate(chat: command.chat, record: draft)
+        store.submit({ tx in try Self.sendTransaction(tx, command, draft: draft, template: template, sender: sender) }) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(error))
@@ -107,7 +112,10 @@ public final class Relay: Sendable {
         }
     }
 
-    private static func sendTransaction(_ tx: WriteTx, _ command: SendCommand, sender: DeviceIdentity, now: Timestamp) throws -> SendResult {
+    private static func sendTransaction(
+        _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity
+    ) throws -> SendResult {
+        let now = draft.createdAt
         guard let chat = try tx.chat(command.chat) else { throw TernError(.chatNotFound, "chat not found") }
         guard let membership = try tx.member(chat: command.chat, user: sender.user) else {
             throw TernError(.notChatMember, "you are not a member of this chat")
@@ -135,14 +143,12 @@ public final class Relay: Sendable {
         head.lastActivity = now
         let id = MessageID(chat: command.chat, seq: head.lastSeq)
         let recipients = members.filter { $0 != sender.user }
-        let record = MessageRecord(
-            sender: sender.user, senderDevice: sender.deviceNumber, clientMsgID: command.clientMsgID,
-            kind: command.content.kind.rawValue, payload: command.content.payload, replyTo: command.replyTo?.description ?? "",
-            createdAt: now, recipients: UInt32(recipients.count))
+        var record = draft
+        record.recipients = UInt32(recipients.count)
         try tx.putChatHead(command.chat, head)
         try tx.putMessage(id, record)
         try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
-        let data = RelayFrames.messageData(id: id, record: record)
+        let data = template.data(id: id)
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user)
         var deliveries: [Delivery] = []
         deliveries.reserveCapacity(recipients.count + 1)

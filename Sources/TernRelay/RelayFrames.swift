@@ -28,10 +28,43 @@ public enum RelayFrames {
         return w.bytes
     }
 
+    /// The `message.new` data of a message about to be stored, built on the sender's event
+    /// loop so that the writer thread only splices in the message id (assigned in the
+    /// commit): `{"message_id":"<id>"` + `tail`.
+    public struct MessageTemplate: Sendable {
+        let tail: [UInt8]
+
+        public init(chat: TernID, record: MessageRecord) {
+            var w = JSONWriter(capacity: 256 + record.payload.count)
+            w.beginObject()
+            w.member("message_id", "")
+            messageFieldsAfterID(&w, chat: chat, record: record, status: .sent)
+            w.endObject()
+            // Everything after the empty id's closing quote.
+            tail = Array(w.bytes.dropFirst(Array(#"{"message_id":""#.utf8).count))
+        }
+
+        /// The data with `id` in place.
+        public func data(id: MessageID) -> [UInt8] {
+            let head = Array(#"{"message_id":""#.utf8)
+            let idBytes = Array(id.description.utf8)
+            var out = [UInt8]()
+            out.reserveCapacity(head.count + idBytes.count + tail.count)
+            out += head
+            out += idBytes
+            out += tail
+            return out
+        }
+    }
+
     /// The members of a message object (without braces), for embedding.
     public static func messageFields(_ w: inout JSONWriter, id: MessageID, record: MessageRecord, status: ReceiptStatus) {
         w.member("message_id", id.description)
-        w.member("chat_id", id.chat.description)
+        messageFieldsAfterID(&w, chat: id.chat, record: record, status: status)
+    }
+
+    static func messageFieldsAfterID(_ w: inout JSONWriter, chat: TernID, record: MessageRecord, status: ReceiptStatus) {
+        w.member("chat_id", chat.description)
         w.member("sender_id", record.sender.description)
         w.member("client_msg_id", record.clientMsgID)
         w.member("type", record.kind)

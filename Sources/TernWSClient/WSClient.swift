@@ -18,6 +18,20 @@ import NIOWebSocket
 public struct WSFrame: Sendable {
     public var opcode: WebSocketOpcode
     public var data: [UInt8]
+    /// The connection it arrived on (to answer from the frame callback without a lookup).
+    public var channel: (any Channel)?
+
+    public init(opcode: WebSocketOpcode, data: [UInt8], channel: (any Channel)? = nil) {
+        self.opcode = opcode
+        self.data = data
+        self.channel = channel
+    }
+
+    /// Sends a text frame back on the same connection.
+    public func reply(_ text: [UInt8]) {
+        guard let channel else { return }
+        WSConnection.write(channel, opcode: .text, bytes: text, fin: true)
+    }
 
     public var text: String { String(decoding: data, as: UTF8.self) }
 
@@ -115,11 +129,18 @@ public final class WSConnection: @unchecked Sendable {
 
     /// Sends any frame (tests use it for binary, oversized and invalid frames).
     public func send(opcode: WebSocketOpcode, bytes: [UInt8], fin: Bool = true) {
-        let channel = self.channel
-        channel.eventLoop.execute {
+        Self.write(channel, opcode: opcode, bytes: bytes, fin: fin)
+    }
+
+    static func write(_ channel: any Channel, opcode: WebSocketOpcode, bytes: [UInt8], fin: Bool) {
+        func write() {
             let buffer = channel.allocator.buffer(bytes: bytes)
-            let mask = WebSocketMaskingKey.random()
-            channel.writeAndFlush(WebSocketFrame(fin: fin, opcode: opcode, maskKey: mask, data: buffer), promise: nil)
+            channel.writeAndFlush(WebSocketFrame(fin: fin, opcode: opcode, maskKey: .random(), data: buffer), promise: nil)
+        }
+        if channel.eventLoop.inEventLoop {
+            write()
+        } else {
+            channel.eventLoop.execute { write() }
         }
     }
 
@@ -185,7 +206,7 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
         if frame.opcode == .ping {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: payload)), promise: nil)
         }
-        onFrame(WSFrame(opcode: frame.opcode, data: Array(payload.readableBytesView)))
+        onFrame(WSFrame(opcode: frame.opcode, data: Array(payload.readableBytesView), channel: context.channel))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
