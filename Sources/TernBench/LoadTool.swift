@@ -31,29 +31,55 @@ enum LoadTool {
         var cumulativeAck = false
         var salt = String(UInt32.random(in: 100_000...999_999))
 
+        static func usage(_ problem: String?) -> Never {
+            let text = """
+                usage: tern-bench relay|offline|idle [--host H] [--port P] [--pid SERVER_PID]
+                         relay:   [--pairs N] [--msgs PER_SENDER] [--window W] [--rate MSGS_PER_S_PER_SENDER] [--size BYTES]
+                         offline: [--msgs N] [--window W] [--size BYTES]
+                         idle:    [--conns N] [--settle SECONDS]
+                         any:     [--label TEXT] [--cumulative-ack]
+                the server must run with AUTH_DEV_MODE=true (the tool logs in with echoed codes)
+
+                """
+            FileHandle.standardError.write(Data(((problem.map { "\($0)\n" } ?? "") + text).utf8))
+            exit(problem == nil ? 0 : 2)
+        }
+
         init(_ args: [String]) {
             workload = args.first ?? "relay"
             var i = 1
             func value() -> String {
                 i += 1
-                return i < args.count ? args[i] : ""
+                guard i < args.count else { Options.usage("\(args[i - 1]) needs a value") }
+                return args[i]
+            }
+            func int() -> Int {
+                let text = value()
+                guard let number = Int(text), number >= 0 else { Options.usage("\(args[i - 1]): not a count: \(text)") }
+                return number
+            }
+            func double() -> Double {
+                let text = value()
+                guard let number = Double(text), number >= 0 else { Options.usage("\(args[i - 1]): not a number: \(text)") }
+                return number
             }
             while i < args.count {
                 switch args[i] {
                 case "--host": host = value()
-                case "--port": port = Int(value()) ?? port
-                case "--pid": pid = Int32(value())
-                case "--pairs": pairs = Int(value()) ?? pairs
-                case "--msgs": msgs = Int(value()) ?? msgs
-                case "--window": window = Int(value()) ?? window
-                case "--size": size = Int(value()) ?? size
-                case "--rate": rate = Double(value()) ?? rate
-                case "--conns": conns = Int(value()) ?? conns
-                case "--settle": settle = Double(value()) ?? settle
+                case "--port": port = int()
+                case "--pid": pid = Int32(int())
+                case "--pairs": pairs = int()
+                case "--msgs": msgs = int()
+                case "--window": window = int()
+                case "--size": size = int()
+                case "--rate": rate = double()
+                case "--conns": conns = int()
+                case "--settle": settle = double()
                 case "--label": label = value()
                 case "--salt": salt = value()
                 case "--cumulative-ack": cumulativeAck = true
-                default: FileHandle.standardError.write(Data("unknown option \(args[i])\n".utf8))
+                case "--help", "-h": Options.usage(nil)
+                default: Options.usage("unknown option \(args[i])")
                 }
                 i += 1
             }
@@ -177,6 +203,8 @@ enum LoadTool {
             "connected": connections.count, "connect_rate": Double(connections.count) / (Double(t1 - t0) / 1e9),
             "rss_before_mb": before.rssKB / 1024, "rss_after_mb": after.rssKB / 1024,
             "kb_per_conn": kb, "mb_per_10k": kb * 10_000 / 1024,
+            "anon_kb_per_conn": (after.anonKB - before.anonKB) / Double(max(1, connections.count)),
+            "file_kb_per_conn": (after.fileKB - before.fileKB) / Double(max(1, connections.count)),
         ]
     }
 
@@ -232,6 +260,9 @@ enum LoadTool {
 struct ProcStats {
     var cpuSeconds = 0.0
     var rssKB = 0.0
+    /// Anonymous (heap, stacks) and file-backed (LMDB's read-only map) parts of the RSS.
+    var anonKB = 0.0
+    var fileKB = 0.0
 
     init(pid: Int32?) {
         guard let pid else { return }
@@ -245,8 +276,11 @@ struct ProcStats {
             }
         }
         if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
-            for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-                rssKB = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            for line in status.split(separator: "\n") {
+                let kb = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+                if line.hasPrefix("VmRSS:") { rssKB = kb }
+                if line.hasPrefix("RssAnon:") { anonKB = kb }
+                if line.hasPrefix("RssFile:") { fileKB = kb }
             }
         }
     }

@@ -27,30 +27,27 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses the canonical 36-character form (either case). Nil for anything else.
     public init?(_ text: some StringProtocol) {
-        let utf8 = Array(text.utf8)
-        guard utf8.count == 36 else { return nil }
-        var value: (UInt64, UInt64) = (0, 0)
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var i = 0
         var nibbles = 0
-        for (i, c) in utf8.enumerated() {
+        for c in text.utf8 {
+            defer { i += 1 }
+            guard i < 36 else { return nil }
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 guard c == UInt8(ascii: "-") else { return nil }
                 continue
             }
-            let n: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): n = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): n = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): n = c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
+            guard let n = Hex.value(c) else { return nil }
             if nibbles < 16 {
-                value.0 = value.0 << 4 | UInt64(n)
+                high = high << 4 | n
             } else {
-                value.1 = value.1 << 4 | UInt64(n)
+                low = low << 4 | n
             }
             nibbles += 1
         }
-        self.init(high: value.0, low: value.1)
+        guard i == 36 else { return nil }
+        self.init(high: high, low: low)
     }
 
     /// Reads 16 raw bytes (big-endian halves). Hot: keys are decoded with it in every scan.
@@ -83,16 +80,61 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hex = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (i, b) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(b >> 4)])
-            out.append(hex[Int(b & 0xF)])
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            writeUUID(to: buffer.baseAddress!)
+            return 36
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Writes the 36-character UUID form at `p`.
+    @inlinable
+    public func writeUUID(to p: UnsafeMutablePointer<UInt8>) {
+        // 8-4-4 from the high half, 4-12 from the low half.
+        Hex.write(high >> 32, digits: 8, to: p)
+        p[8] = UInt8(ascii: "-")
+        Hex.write(high >> 16, digits: 4, to: p + 9)
+        p[13] = UInt8(ascii: "-")
+        Hex.write(high, digits: 4, to: p + 14)
+        p[18] = UInt8(ascii: "-")
+        Hex.write(low >> 48, digits: 4, to: p + 19)
+        p[23] = UInt8(ascii: "-")
+        Hex.write(low, digits: 12, to: p + 24)
+    }
+
+    /// Appends the 36-character UUID form to `bytes` (JSON writers, keys).
+    @inlinable
+    public func appendUUID(to bytes: inout [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: 36))
+        bytes.withUnsafeMutableBufferPointer { writeUUID(to: $0.baseAddress! + start) }
     }
 
     public static func < (a: TernID, b: TernID) -> Bool { (a.high, a.low) < (b.high, b.low) }
+}
+
+/// Lowercase hexadecimal digits without intermediate strings (ids are formatted on hot paths).
+public enum Hex {
+    /// Writes the low `digits` nibbles of `value`, most significant first, at `p`.
+    @inlinable
+    public static func write(_ value: UInt64, digits: Int, to p: UnsafeMutablePointer<UInt8>) {
+        var v = value
+        var i = digits - 1
+        while i >= 0 {
+            let n = UInt8(truncatingIfNeeded: v & 0xF)
+            p[i] = n < 10 ? n &+ 48 : n &+ 87
+            v >>= 4
+            i -= 1
+        }
+    }
+
+    /// The value of one hex digit (either case), or nil.
+    @inlinable
+    public static func value(_ c: UInt8) -> UInt64? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt64(c &- 48)
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt64(c &- 87)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt64(c &- 55)
+        default: nil
+        }
+    }
 }

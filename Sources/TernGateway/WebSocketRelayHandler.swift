@@ -106,6 +106,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
             slowTimer?.cancel()
             slowTimer = nil
             bytesWhileBackedUp = 0
+            session?.connectionWritable()
         } else if slowTimer == nil {
             let grace = TimeAmount.milliseconds(relay.settings.slowConsumerGrace.wholeMilliseconds)
             slowTimer = context.eventLoop.scheduleTask(in: grace) { [weak self] in

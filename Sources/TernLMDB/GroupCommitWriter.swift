@@ -43,6 +43,9 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private var stopped = false
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private var thread: Thread?
+    private var batchHooks: [@Sendable () -> Void] = []
+    /// The writer thread's id, set before `init` returns and never changed.
+    private var writerThread = pthread_self()
 
     /// Starts the writer thread. `maxBatch` caps the requests that share one transaction.
     public init(
@@ -54,12 +57,31 @@ public final class GroupCommitWriter: @unchecked Sendable {
         self.environment = environment
         self.maxBatch = max(1, maxBatch)
         self.observer = observer
-        let thread = Thread { self.run() }
-        thread.name = "tern.store.writer"
+        let started = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            self.writerThread = pthread_self()
+            // The kernel's thread name, shown by top -H and perf (pthread_setname_np is not
+            // visible from Swift's Glibc module).
+            try? "tern-writer".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+            started.signal()
+            self.run()
+        }
         thread.stackSize = 4 << 20
         self.thread = thread
         thread.start()
+        started.wait()
     }
+
+    /// Adds `hook`, called on the writer thread after the completions of every batch (also
+    /// failed ones) ran: completions can collect work and hand it on once per batch.
+    public func addBatchHook(_ hook: @escaping @Sendable () -> Void) {
+        condition.lock()
+        batchHooks.append(hook)
+        condition.unlock()
+    }
+
+    /// True on the writer thread (where `submit` completions run).
+    public var isWriterThread: Bool { pthread_equal(pthread_self(), writerThread) != 0 }
 
     /// Runs `body` in the next group-committed write transaction and returns its result
     /// once the transaction is committed.
@@ -143,8 +165,10 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 batch = Array(queue.prefix(maxBatch))
                 queue.removeFirst(maxBatch)
             }
+            let hooks = batchHooks
             condition.unlock()
             commit(batch)
+            for hook in hooks { hook() }
         }
     }
 

@@ -108,13 +108,13 @@ public struct ChatService: Sendable {
         let members = try tx.members(of: id)
         var w = JSONWriter(capacity: 512)
         w.beginObject()
-        w.member("chat_id", id.description)
-        w.member("id", id.description)
+        w.member("chat_id", id)
+        w.member("id", id)
         w.member("type", chat.kind.name)
         var name = chat.name
         if chat.kind == .direct, let other = members.first(where: { $0.user != viewer }), let user = try tx.user(other.user) {
             name = user.displayName
-            w.member("other_user_id", other.user.description)
+            w.member("other_user_id", other.user)
         }
         w.member("name", name)
         w.member("description", chat.description)
@@ -123,7 +123,7 @@ public struct ChatService: Sendable {
         w.beginArray()
         for member in members {
             w.beginObject()
-            w.member("user_id", member.user.description)
+            w.member("user_id", member.user)
             w.member("role", member.record.role.name)
             if let user = try tx.user(member.user) { w.member("display_name", user.displayName) }
             w.endObject()
@@ -132,9 +132,9 @@ public struct ChatService: Sendable {
         w.key("last_message")
         if head.lastSeq >= state.firstSeq, let last = try tx.messages(chat: id, from: state.firstSeq, to: head.lastSeq + 1, newestFirst: true, limit: 1).first {
             w.beginObject()
-            w.member("message_id", MessageID(chat: id, seq: last.seq).description)
+            w.member("message_id", MessageID(chat: id, seq: last.seq))
             w.member("preview", Self.preview(last.record))
-            w.member("sender_id", last.record.sender.description)
+            w.member("sender_id", last.record.sender)
             w.member("type", last.record.kind)
             w.member("timestamp", last.record.createdAt.milliseconds)
             w.member("created_at", last.record.createdAt.rfc3339)
@@ -275,7 +275,7 @@ public struct ChatService: Sendable {
             for user in try tx.memberIDs(of: id.chat) where user != record.sender {
                 let receipt = receipts[user]
                 w.beginObject()
-                w.member("user_id", user.description)
+                w.member("user_id", user)
                 w.member("status", (receipt?.status ?? .sent).name)
                 w.member("updated_at", (receipt?.readAt ?? receipt?.deliveredAt ?? record.createdAt).rfc3339)
                 w.endObject()

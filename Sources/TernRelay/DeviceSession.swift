@@ -133,14 +133,14 @@ public final class DeviceSession: @unchecked Sendable {
 
     /// A frame that was just stored in this device's mailbox as entry `seq`.
     func deliverStored(seq: UInt64, kind: MailboxKind, event: String, data: [UInt8], message: MessageID) {
-        eventLoop.execute {
+        relay.outbox.post(eventLoop) {
             self.acceptStored(Buffered(seq: seq, kind: kind, event: event, data: data, message: message))
         }
     }
 
     /// A frame that is not stored (typing, presence, live receipts).
     func deliverTransient(_ frame: [UInt8]) {
-        eventLoop.execute { self.send(frame) }
+        relay.outbox.post(eventLoop) { self.send(frame) }
     }
 
     private func acceptStored(_ item: Buffered) {
@@ -155,14 +155,21 @@ public final class DeviceSession: @unchecked Sendable {
             }
         case .live:
             if item.seq <= lastSent { return }
-            if item.seq == lastSent + 1 && inflight.count < relay.settings.window {
+            if item.seq == lastSent + 1 && inflight.count < relay.settings.window && !connection.isBackedUp {
                 sendStored(seq: item.seq, kind: item.kind, event: item.event, data: item.data, message: item.message)
             } else {
-                // A gap or a full window: the mailbox is the source of truth, read from it.
+                // A gap, a full window or a full socket: the mailbox is the source of truth; read
+                // from it when there is room.
                 phase = .draining
                 pump()
             }
         }
+    }
+
+    /// The socket drained below its low-water mark: continue with the mailbox.
+    public func connectionWritable() {
+        eventLoop.preconditionInEventLoop()
+        if phase == .draining { pump() }
     }
 
     // MARK: draining
@@ -171,6 +178,9 @@ public final class DeviceSession: @unchecked Sendable {
     private func pump() {
         guard phase == .draining, !reading else { return }
         guard inflight.count < relay.settings.window else { return }
+        // The socket is full: the client reads slower than we read the mailbox. Wait for
+        // `connectionWritable` instead of queueing (the queue cap would cut it off).
+        guard !connection.isBackedUp else { return }
         reading = true
         let device = identity.deviceNumber
         let after = lastSent
@@ -192,14 +202,14 @@ public final class DeviceSession: @unchecked Sendable {
         guard phase == .draining else { return }
         var consumedAll = true
         for (seq, entry) in entries where seq > lastSent {
-            if entry.kind == .message && inflight.count >= relay.settings.window {
+            if (entry.kind == .message && inflight.count >= relay.settings.window) || connection.isBackedUp {
                 consumedAll = false
                 break
             }
             sendStored(seq: seq, kind: entry.kind, event: entry.event, data: entry.data, message: entry.message)
             if !drainedAnnounced { drainedCount += 1 }
         }
-        if !consumedAll { return }  // wait for acknowledgements; they call pump()
+        if !consumedAll { return }  // wait for acknowledgements or writability; they call pump()
         if pageFull {
             pump()
             return
@@ -253,7 +263,7 @@ public final class DeviceSession: @unchecked Sendable {
             let command = try SendCommand.parse(frame.data)
             let ref = frame.reference
             relay.send(command, from: identity, origin: self) { result in
-                self.eventLoop.execute {
+                self.relay.outbox.post(self.eventLoop) {
                     switch result {
                     case .success(let outcome):
                         self.send(RelayFrames.sent(id: outcome.id, clientMsgID: command.clientMsgID, createdAt: outcome.createdAt, duplicate: outcome.duplicate))

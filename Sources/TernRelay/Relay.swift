@@ -38,6 +38,7 @@ public final class Relay: Sendable {
     public let clock: any TernClock
     public let logger: Logger
     let metrics = RelayMetrics()
+    let outbox: LoopOutbox
 
     public init(store: Store, registry: SessionRegistry = SessionRegistry(), settings: RelaySettings, clock: any TernClock, logger: Logger) {
         self.store = store
@@ -45,6 +46,7 @@ public final class Relay: Sendable {
         self.settings = settings
         self.clock = clock
         self.logger = logger
+        self.outbox = LoopOutbox(store: store)
     }
 
     /// A new session for a connection that passed authentication. Call `start()` on the
@@ -180,28 +182,23 @@ public final class Relay: Sendable {
         _ tx: WriteTx, _ id: MessageID, user: TernID, to status: ReceiptStatus, notify: Bool, now: Timestamp,
         registry: SessionRegistry
     ) throws -> ReceiptNotice? {
-        guard var record = try tx.message(id), record.sender != user else { return nil }
+        guard let sender = try tx.messageSender(id), sender != user else { return nil }
         var receipt = try tx.receipt(id, user: user) ?? ReceiptRecord(status: .sent)
         guard receipt.status < status else { return nil }
-        if receipt.status < .delivered {
-            record.delivered += 1
-            receipt.deliveredAt = now
-        }
-        if status == .read {
-            record.read += 1
-            receipt.readAt = now
-        }
+        let newlyDelivered = receipt.status < .delivered
+        if newlyDelivered { receipt.deliveredAt = now }
+        if status == .read { receipt.readAt = now }
         receipt.status = status
         try tx.putReceipt(id, user: user, receipt)
-        try tx.putMessage(id, record)
+        guard let counted = try tx.countReceipt(id, delivered: newlyDelivered, read: status == .read) else { return nil }
         guard notify else { return nil }
-        let data = RelayFrames.statusData(id: id, user: user, status: status, aggregate: record.aggregateStatus, at: now)
+        let data = RelayFrames.statusData(id: id, user: user, status: status, aggregate: counted.aggregate, at: now)
         var notice = ReceiptNotice(live: [], stored: [], data: data, message: id)
-        for device in try tx.activeDeviceNumbers(of: record.sender) {
+        for device in try tx.activeDeviceNumbers(of: sender) {
             if registry.isOnline(device: device) {
                 notice.live.append(device)
             } else {
-                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: record.sender)
+                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: sender)
                 notice.stored.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
             }
         }

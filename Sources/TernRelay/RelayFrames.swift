@@ -41,31 +41,31 @@ public enum RelayFrames {
             messageFieldsAfterID(&w, chat: chat, record: record, status: .sent)
             w.endObject()
             // Everything after the empty id's closing quote.
-            tail = Array(w.bytes.dropFirst(Array(#"{"message_id":""#.utf8).count))
+            tail = Array(w.bytes.dropFirst(Self.head.count))
         }
 
         /// The data with `id` in place.
         public func data(id: MessageID) -> [UInt8] {
-            let head = Array(#"{"message_id":""#.utf8)
-            let idBytes = Array(id.description.utf8)
             var out = [UInt8]()
-            out.reserveCapacity(head.count + idBytes.count + tail.count)
-            out += head
-            out += idBytes
+            out.reserveCapacity(Self.head.count + 48 + tail.count)
+            out += Self.head
+            id.append(to: &out)
             out += tail
             return out
         }
+
+        private static let head = Array(#"{"message_id":""#.utf8)
     }
 
     /// The members of a message object (without braces), for embedding.
     public static func messageFields(_ w: inout JSONWriter, id: MessageID, record: MessageRecord, status: ReceiptStatus) {
-        w.member("message_id", id.description)
+        w.member("message_id", id)
         messageFieldsAfterID(&w, chat: id.chat, record: record, status: status)
     }
 
     static func messageFieldsAfterID(_ w: inout JSONWriter, chat: TernID, record: MessageRecord, status: ReceiptStatus) {
-        w.member("chat_id", chat.description)
-        w.member("sender_id", record.sender.description)
+        w.member("chat_id", chat)
+        w.member("sender_id", record.sender)
         w.member("client_msg_id", record.clientMsgID)
         w.member("type", record.kind)
         w.key("payload")
@@ -80,9 +80,9 @@ public enum RelayFrames {
     /// `message.sent`: the commit happened.
     public static func sent(id: MessageID, clientMsgID: String, createdAt: Timestamp, duplicate: Bool) -> [UInt8] {
         OutboundFrame.make(ServerEvent.messageSent) { w in
-            w.member("chat_id", id.chat.description)
+            w.member("chat_id", id.chat)
             w.member("client_msg_id", clientMsgID)
-            w.member("message_id", id.description)
+            w.member("message_id", id)
             w.member("created_at", createdAt.rfc3339)
             w.member("timestamp", createdAt.milliseconds)
             w.member("status", "sent")
@@ -94,9 +94,9 @@ public enum RelayFrames {
     public static func statusData(id: MessageID, user: TernID, status: ReceiptStatus, aggregate: ReceiptStatus, at: Timestamp) -> [UInt8] {
         var w = JSONWriter(capacity: 200)
         w.beginObject()
-        w.member("message_id", id.description)
-        w.member("chat_id", id.chat.description)
-        w.member("user_id", user.description)
+        w.member("message_id", id)
+        w.member("chat_id", id.chat)
+        w.member("user_id", user)
         w.member("status", status.name)
         w.member("aggregate_status", aggregate.name)
         w.member("updated_at", at.rfc3339)
@@ -114,8 +114,8 @@ public enum RelayFrames {
 
     public static func typing(chat: TernID, user: TernID, typing: Bool) -> [UInt8] {
         OutboundFrame.make(ServerEvent.typing) { w in
-            w.member("chat_id", chat.description)
-            w.member("user_id", user.description)
+            w.member("chat_id", chat)
+            w.member("user_id", user)
             w.member("typing", typing)
             w.member("is_typing", typing)
         }
@@ -123,7 +123,7 @@ public enum RelayFrames {
 
     public static func presence(user: TernID, online: Bool, lastSeen: Timestamp?) -> [UInt8] {
         OutboundFrame.make(ServerEvent.presence) { w in
-            w.member("user_id", user.description)
+            w.member("user_id", user)
             w.member("online", online)
             if let lastSeen { w.member("last_seen", lastSeen.rfc3339) }
         }
@@ -135,5 +135,17 @@ public enum RelayFrames {
 
     public static func error(_ error: TernError, ref: String?) -> [UInt8] {
         OutboundFrame.error(code: error.code.rawValue, message: error.message, ref: ref)
+    }
+}
+
+extension JSONWriter {
+    /// An id member without an intermediate string.
+    mutating func member(_ k: String, _ id: TernID) {
+        asciiMember(k, count: 36) { id.writeUUID(to: $0) }
+    }
+
+    /// A message id member without an intermediate string.
+    mutating func member(_ k: String, _ id: MessageID) {
+        asciiMember(k, count: 48) { id.write(to: $0) }
     }
 }

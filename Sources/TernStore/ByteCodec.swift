@@ -19,11 +19,11 @@ public struct ByteWriter: Sendable {
     }
 
     public mutating func u32(_ v: UInt32) {
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) }
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     public mutating func u64(_ v: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     /// Signed values are stored as their two's-complement bit pattern.
@@ -35,7 +35,10 @@ public struct ByteWriter: Sendable {
     public mutating func raw(_ v: some Sequence<UInt8>) { bytes.append(contentsOf: v) }
 
     /// A 16-byte identifier.
-    public mutating func id(_ v: TernID) { raw(v.bytes) }
+    public mutating func id(_ v: TernID) {
+        u64(v.high)
+        u64(v.low)
+    }
 
     public mutating func timestamp(_ v: Timestamp) { i64(v.milliseconds) }
 
@@ -86,13 +89,16 @@ public struct ByteReader {
     }
 
     public mutating func u32() throws(StoreError) -> UInt32 {
-        let b = try take(4)
-        return b.reduce(0) { $0 << 8 | UInt32($1) }
+        UInt32(bigEndian: try take(4).loadUnaligned(as: UInt32.self))
     }
 
     public mutating func u64() throws(StoreError) -> UInt64 {
-        let b = try take(8)
-        return b.reduce(0) { $0 << 8 | UInt64($1) }
+        UInt64(bigEndian: try take(8).loadUnaligned(as: UInt64.self))
+    }
+
+    /// Skips a length-prefixed field without reading it.
+    public mutating func skipField() throws(StoreError) {
+        _ = try take(Int(try u32()))
     }
 
     public mutating func i64() throws(StoreError) -> Int64 { Int64(bitPattern: try u64()) }

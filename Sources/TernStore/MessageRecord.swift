@@ -12,28 +12,44 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     public init?(_ text: some StringProtocol) {
-        let u = Array(text.utf8)
-        guard u.count == 48 else { return nil }
-        var values: [UInt64] = [0, 0, 0]
-        for (i, c) in u.enumerated() {
-            let d: UInt64
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt64(c - 48)
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt64(c - 87)
-            default: return nil
+        var values: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var i = 0
+        for c in text.utf8 {
+            // Lowercase only: the form the server writes.
+            guard i < 48, c < UInt8(ascii: "A") || c > UInt8(ascii: "F"), let d = Hex.value(c) else { return nil }
+            switch i / 16 {
+            case 0: values.0 = values.0 << 4 | d
+            case 1: values.1 = values.1 << 4 | d
+            default: values.2 = values.2 << 4 | d
             }
-            values[i / 16] = values[i / 16] << 4 | d
+            i += 1
         }
-        chat = TernID(high: values[0], low: values[1])
-        seq = values[2]
+        guard i == 48 else { return nil }
+        chat = TernID(high: values.0, low: values.1)
+        seq = values.2
     }
 
     public var description: String {
-        func hex(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
+        String(unsafeUninitializedCapacity: 48) { buffer in
+            write(to: buffer.baseAddress!)
+            return 48
         }
-        return hex(chat.high) + hex(chat.low) + hex(seq)
+    }
+
+    /// Writes the 48 hex digits at `p`.
+    @inlinable
+    public func write(to p: UnsafeMutablePointer<UInt8>) {
+        Hex.write(chat.high, digits: 16, to: p)
+        Hex.write(chat.low, digits: 16, to: p + 16)
+        Hex.write(seq, digits: 16, to: p + 32)
+    }
+
+    /// Appends the 48 hex digits to `bytes`.
+    @inlinable
+    public func append(to bytes: inout [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: 48))
+        bytes.withUnsafeMutableBufferPointer { write(to: $0.baseAddress! + start) }
     }
 
     /// The history key.
@@ -179,6 +195,11 @@ extension ReadTx {
         try record(MessageRecord.self, in: tables.messages, at: id.key)
     }
 
+    /// Only the sender of a stored message (nil if there is none).
+    public func messageSender(_ id: MessageID) throws -> TernID? {
+        try raw.withValue(tables.messages, id.key) { buffer throws(StoreError) in try MessageRecord.decodeSender(buffer) }
+    }
+
     /// Messages of `chat` with `lower <= seq < upper`, newest first if `newestFirst`, at most
     /// `limit`.
     public func messages(chat: TernID, from lower: UInt64, to upper: UInt64, newestFirst: Bool, limit: Int) throws -> [(seq: UInt64, record: MessageRecord)] {
@@ -216,6 +237,40 @@ extension ReadTx {
 }
 
 extension WriteTx {
+    /// Counts one more recipient as delivered and/or read on a stored message without
+    /// decoding it: the counters sit at a fixed place at the end of every layout-1 record,
+    /// so the value is copied and patched. Returns the sender and the new aggregate, or nil
+    /// if there is no such message.
+    public func countReceipt(_ id: MessageID, delivered: Bool, read: Bool) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        let key = id.key
+        guard var value = try bytes(tables.messages, key) else { return nil }
+        // version (1) | sender (16) | … | recipients (4) | delivered (4) | read (4) | flags (1)
+        guard value.count >= 1 + 16 + 13, value[0] == MessageRecord.layoutVersion else {
+            guard var record = try message(id) else { return nil }  // another layout: decode it
+            if delivered { record.delivered += 1 }
+            if read { record.read += 1 }
+            try putMessage(id, record)
+            return (record.sender, record.aggregateStatus)
+        }
+        let tail = value.count - 13
+        let (sender, recipients, deliveredCount, readCount) = value.withUnsafeMutableBytes { raw in
+            let sender = TernID(bytes: UnsafeRawBufferPointer(rebasing: raw[1..<17]))!
+            let recipients = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail, as: UInt32.self))
+            var deliveredCount = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail + 4, as: UInt32.self))
+            var readCount = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail + 8, as: UInt32.self))
+            if delivered { deliveredCount &+= 1 }
+            if read { readCount &+= 1 }
+            raw.storeBytes(of: deliveredCount.bigEndian, toByteOffset: tail + 4, as: UInt32.self)
+            raw.storeBytes(of: readCount.bigEndian, toByteOffset: tail + 8, as: UInt32.self)
+            return (sender, recipients, deliveredCount, readCount)
+        }
+        try putBytes(value, in: tables.messages, at: key)
+        let counts = MessageRecord(
+            sender: sender, senderDevice: 0, clientMsgID: "", kind: "", payload: [], createdAt: Timestamp(milliseconds: 0),
+            recipients: recipients, delivered: deliveredCount, read: readCount)
+        return (sender, counts.aggregateStatus)
+    }
+
     public func putMessage(_ id: MessageID, _ message: MessageRecord) throws {
         try put(message, in: tables.messages, at: id.key)
     }

@@ -194,6 +194,15 @@ public final class Store: Sendable {
         }
     }
 
+    /// Adds `hook`, called on the writer thread after the completions of each commit ran
+    /// (see `GroupCommitWriter.addBatchHook`). No-op for a read-only store.
+    public func addBatchHook(_ hook: @escaping @Sendable () -> Void) {
+        writer?.addBatchHook(hook)
+    }
+
+    /// True on the writer thread, where `submit` completions run.
+    public var isWriterThread: Bool { writer?.isWriterThread ?? false }
+
     /// Runs `body` in the next group-committed write and calls `completion` on the store's
     /// writer thread after the commit (or failure). For network event loops: no task per
     /// write. `completion` must only hand work off (e.g. `eventLoop.execute`).

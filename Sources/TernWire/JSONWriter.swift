@@ -131,6 +131,18 @@ public struct JSONWriter: Sendable {
         string(v)
     }
 
+    /// A member whose value is a string of exactly `count` ASCII characters that need no
+    /// escaping (hex ids), written by `fill` straight into the output.
+    public mutating func asciiMember(_ k: String, count: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Void) {
+        key(k)
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBufferPointer { fill($0.baseAddress! + start) }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     public mutating func member(_ k: String, _ v: Int64) {
         key(k)
         int(v)

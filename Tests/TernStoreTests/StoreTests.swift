@@ -162,4 +162,50 @@ struct StoreTests {
         await #expect(throws: StoreError.self) { try await ro.write { try $0.putUser(user) } }
         await ro.close()
     }
+
+    @Test("message ids: 48 lowercase hex digits round-trip; anything else is refused")
+    func messageIDs() {
+        let id = MessageID(chat: TernID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), seq: 42)
+        #expect(id.description == "0123456789abcdeffedcba9876543210000000000000002a")
+        #expect(MessageID(id.description) == id)
+        var bytes: [UInt8] = Array("x".utf8)
+        id.append(to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "x" + id.description)
+        #expect(MessageID(id.description.uppercased()) == nil)
+        #expect(MessageID(String(id.description.dropLast())) == nil)
+        #expect(MessageID(id.description + "0") == nil)
+        #expect(MessageID(String(id.description.dropLast()) + "g") == nil)
+        for _ in 0..<100 {
+            let random = MessageID(chat: TernID.random(), seq: UInt64.random(in: 0...UInt64.max))
+            #expect(MessageID(random.description) == random)
+        }
+    }
+
+    @Test("receipt counters are patched in place and the rest of the message is unchanged")
+    func receiptCounters() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let sender = TernID.random()
+        let id = MessageID(chat: TernID.random(), seq: 7)
+        let record = MessageRecord(
+            sender: sender, senderDevice: 3, clientMsgID: "c-1", kind: "text", payload: Array(#"{"body":"hi"}"#.utf8),
+            replyTo: "", createdAt: Timestamp(milliseconds: 5), recipients: 2, flags: 1)
+        try await store.write { try $0.putMessage(id, record) }
+        let first = try await store.write { try $0.countReceipt(id, delivered: true, read: false) }
+        #expect(first?.sender == sender)
+        #expect(first?.aggregate == .sent)  // one of two recipients
+        let second = try await store.write { try $0.countReceipt(id, delivered: true, read: true) }
+        #expect(second?.aggregate == .delivered)
+        let third = try await store.write { try $0.countReceipt(id, delivered: false, read: true) }
+        #expect(third?.aggregate == .read)
+        var expected = record
+        expected.delivered = 2
+        expected.read = 2
+        #expect(try store.readNow { try $0.message(id) } == expected)
+        #expect(try store.readNow { try $0.messageSender(id) } == sender)
+        let missing = try await store.write { try $0.countReceipt(MessageID(chat: id.chat, seq: 8), delivered: true, read: false) }
+        #expect(missing == nil)
+        await store.close()
+    }
 }
