@@ -18,7 +18,6 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
-import ServiceLifecycle
 import TernAuth
 import TernCore
 import TernRelay
@@ -62,12 +61,16 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
     let relay: Relay
     let auth: AuthService
     let settings: GatewaySettings
+    let keepAlive: KeepAlive
 
     /// `responder` answers plain HTTP (the Hummingbird router).
     public init(responder: @escaping HTTPChannelHandler.Responder, relay: Relay, auth: AuthService, settings: GatewaySettings) {
         self.relay = relay
         self.auth = auth
         self.settings = settings
+        // Checked five times per ping interval: pings go out at most 20% late.
+        let tick = max(relay.settings.pingInterval / 5, .milliseconds(10))
+        self.keepAlive = KeepAlive(tick: .milliseconds(tick.wholeMilliseconds))
         // An upgrade on a connection that already served a request cannot be handled by NIO's
         // upgrader: send the client to a fresh connection (as Hummingbird does).
         self.responder = { request, writer, channel in
@@ -105,7 +108,13 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
                         try channel.syncOptions?.setOption(
                             ChannelOptions.writeBufferWaterMark,
                             value: .init(low: settings.writeBufferLow, high: settings.writeBufferHigh))
-                        let handler = WebSocketRelayHandler(identity: who, relay: relay, settings: settings, eventLoop: channel.eventLoop, logger: logger)
+                        // Chat frames are small; start reads small and let busy connections
+                        // grow (the channel keeps its last read buffer for reuse).
+                        try channel.syncOptions?.setOption(
+                            ChannelOptions.recvAllocator,
+                            value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 64 << 10))
+                        let handler = WebSocketRelayHandler(
+                            identity: who, relay: relay, settings: settings, keepAlive: keepAlive, eventLoop: channel.eventLoop, logger: logger)
                         try channel.pipeline.syncOperations.addHandler(
                             NIOWebSocketFrameAggregator(
                                 minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
@@ -172,17 +181,13 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
     public func handle(value: Value, logger: Logger) async {
         do {
             switch try await value.outcome.get() {
-            case .websocket(let channel):
-                // On SIGTERM the session is told "going away" (1001) and closed; its
-                // unacknowledged frames stay in its mailbox for the next connection.
-                await withGracefulShutdownHandler {
-                    try? await channel.closeFuture.get()
-                } onGracefulShutdown: {
-                    channel.eventLoop.execute {
-                        let handler = try? channel.pipeline.syncOperations.handler(type: WebSocketRelayHandler.self)
-                        handler?.close(code: CloseCode.goingAway, reason: "server is shutting down")
-                    }
-                }
+            case .websocket:
+                // Nothing to wait for: the connection lives in its NIO pipeline. Holding a
+                // task per connection until it closes would cost a few KB per idle client.
+                // On shutdown Hummingbird's quiescing helper sends ChannelShouldQuiesceEvent
+                // down every connection (WebSocketRelayHandler answers with 1001 and closes)
+                // and waits for all of them to close.
+                return
             case .http(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http, let refusal):

@@ -21,15 +21,18 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     private var context: ChannelHandlerContext?
     private var session: DeviceSession?
     private var lastHeard = NIODeadline.now()
-    private var keepAlive: RepeatedTask?
+    private var lastPing = NIODeadline.distantPast
+    private let keepAlive: KeepAlive
+    private var keepAliveAdded = false
     private var slowTimer: Scheduled<Void>?
     private var bytesWhileBackedUp = 0
     private var closing = false
 
     let eventLoop: any EventLoop
 
-    init(identity: DeviceIdentity, relay: Relay, settings: GatewaySettings, eventLoop: any EventLoop, logger: Logger) {
+    init(identity: DeviceIdentity, relay: Relay, settings: GatewaySettings, keepAlive: KeepAlive, eventLoop: any EventLoop, logger: Logger) {
         self.identity = identity
+        self.keepAlive = keepAlive
         self.relay = relay
         self.settings = settings
         self.eventLoop = eventLoop
@@ -42,10 +45,8 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         self.context = context
         let session = relay.session(for: identity, connection: self)
         self.session = session
-        let interval = TimeAmount.milliseconds(relay.settings.pingInterval.wholeMilliseconds)
-        keepAlive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
-            self?.checkAlive()
-        }
+        keepAlive.add(self)
+        keepAliveAdded = true
         session.start()
     }
 
@@ -60,8 +61,10 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     private func shutdown() {
-        keepAlive?.cancel()
-        keepAlive = nil
+        if keepAliveAdded {
+            keepAliveAdded = false
+            keepAlive.remove(self)
+        }
         slowTimer?.cancel()
         slowTimer = nil
         session?.closed()
@@ -116,6 +119,15 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Server shutdown: unacknowledged frames stay in the mailbox for the next connection.
+            close(code: CloseCode.goingAway, reason: "server is shutting down")
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let aggregation = error as? NIOWebSocketFrameAggregator.Error {
             logger.debug("websocket frame refused", metadata: ["gateway.error": "\(aggregation)"])
@@ -128,12 +140,16 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
     // MARK: keep-alive and slow consumers
 
-    private func checkAlive() {
+    /// Called by the keep-alive sweep: closes a connection quiet for the idle timeout, and
+    /// pings one quiet for the ping interval (once per interval).
+    func checkAlive(now: NIODeadline) {
         guard let context, !closing else { return }
-        let quiet = NIODeadline.now() - lastHeard
+        let quiet = now - lastHeard
+        let interval = TimeAmount.milliseconds(relay.settings.pingInterval.wholeMilliseconds)
         if quiet > .milliseconds(relay.settings.idleTimeout.wholeMilliseconds) {
             close(code: CloseCode.idle, reason: "idle timeout")
-        } else if quiet >= .milliseconds(relay.settings.pingInterval.wholeMilliseconds) {
+        } else if quiet >= interval && now - lastPing >= interval {
+            lastPing = now
             let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
             context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
         }
@@ -158,7 +174,12 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
                 return
             }
         }
-        let buffer = context.channel.allocator.buffer(bytes: frame)
+        // Room in front for the frame header (at most 10 bytes unmasked): NIO's encoder then
+        // writes it in place instead of allocating a second buffer and a second iovec.
+        var buffer = context.channel.allocator.buffer(capacity: frame.count + Self.headerRoom)
+        buffer.moveWriterIndex(forwardBy: Self.headerRoom)
+        buffer.moveReaderIndex(forwardBy: Self.headerRoom)
+        buffer.writeBytes(frame)
         context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
     }
 
@@ -185,6 +206,8 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         }
         channel.eventLoop.scheduleTask(in: within) { channel.close(promise: nil) }
     }
+
+    private static let headerRoom = 10
 
     var isBackedUp: Bool { !(context?.channel.isWritable ?? true) }
 }

@@ -64,11 +64,12 @@ public final class WSConnection: @unchecked Sendable {
     }
 
     /// Connects to `ws://host:port/path` with extra request headers. `onFrame` gets every
-    /// frame (including close frames); pings are answered automatically.
+    /// frame (including close frames); pings are answered automatically unless
+    /// `answersPings` is false (tests playing a dead client).
     public static func connect(
         host: String = "127.0.0.1", port: Int, path: String, headers: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxFrameSize: Int = 1 << 24,
-        receiveBufferSize: Int? = nil,
+        receiveBufferSize: Int? = nil, answersPings: Bool = true,
         onFrame: @escaping @Sendable (WSFrame) -> Void
     ) async throws -> WSConnection {
         let upgraded = group.next().makePromise(of: Void.self)
@@ -87,7 +88,7 @@ public final class WSConnection: @unchecked Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         catcher.upgraded = true
                         _ = channel.pipeline.syncOperations.removeHandler(catcher)
-                        try channel.pipeline.syncOperations.addHandler(FrameHandler(onFrame: onFrame))
+                        try channel.pipeline.syncOperations.addHandler(FrameHandler(answersPings: answersPings, onFrame: onFrame))
                         upgraded.succeed(())
                     }
                 }
@@ -197,13 +198,17 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
     private let onFrame: @Sendable (WSFrame) -> Void
+    private let answersPings: Bool
 
-    init(onFrame: @escaping @Sendable (WSFrame) -> Void) { self.onFrame = onFrame }
+    init(answersPings: Bool, onFrame: @escaping @Sendable (WSFrame) -> Void) {
+        self.answersPings = answersPings
+        self.onFrame = onFrame
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         let payload = frame.unmaskedData
-        if frame.opcode == .ping {
+        if frame.opcode == .ping && answersPings {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: payload)), promise: nil)
         }
         onFrame(WSFrame(opcode: frame.opcode, data: Array(payload.readableBytesView), channel: context.channel))

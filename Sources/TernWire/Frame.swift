@@ -46,6 +46,11 @@ public enum FrameError: Error, Sendable, Equatable {
 extension InboundFrame {
     /// Parses a text frame's bytes.
     public static func parse(_ bytes: some Collection<UInt8>) throws(FrameError) -> InboundFrame {
+        try parse(Array(bytes))
+    }
+
+    /// `parse` for an array, without a copy.
+    public static func parse(_ bytes: [UInt8]) throws(FrameError) -> InboundFrame {
         let json: JSON
         do {
             json = try JSONParser.parse(bytes, maxDepth: 16)

@@ -24,8 +24,13 @@ public struct JSONParser {
 
     /// Parses one JSON value that spans all of `bytes` (whitespace around it allowed).
     public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONError) -> JSON {
-        let array = Array(bytes)
-        var parser = JSONParser(array, maxDepth: maxDepth)
+        try parse(Array(bytes), maxDepth: maxDepth)
+    }
+
+    /// `parse` for an array: no copy (the generic form copies element by element when the
+    /// caller is in another module).
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONError) -> JSON {
+        var parser = JSONParser(bytes, maxDepth: maxDepth)
         return try parser.parseDocument()
     }
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import Testing
@@ -65,6 +66,49 @@ struct RelayTests {
             #expect(refused.body.contains("SESSION_REVOKED"))
         }
         await s.stop()
+    }
+
+    @Test("keep-alive: a client that answers pings stays, one that does not is closed as idle (4002)")
+    func keepAlive() async throws {
+        let s = try await InProcessServer.start { config in
+            // Wide margins: an answering client would have to stall for over a second to look idle.
+            config.relayPingInterval = .milliseconds(150)
+            config.relayIdleTimeout = .milliseconds(1500)
+        }
+        let a = try await s.client.login(testPhone())
+        let b = try await s.client.login(testPhone())
+        let alive = try await WSTestClient.connect(port: s.client.port, token: a.accessToken)
+        let silent = try await WSTestClient.connect(port: s.client.port, token: b.accessToken, answersPings: false)
+        #expect(await alive.next(event: "mailbox.drained").frame != nil)
+        #expect(await silent.next(event: "mailbox.drained").frame != nil)
+        // The silent client reads but sends nothing, not even pongs.
+        var pings = 0
+        var aliveClosed = false
+        let until = ContinuousClock.now + .milliseconds(2500)
+        while ContinuousClock.now < until, let frame = await alive.nextFrame(timeout: .milliseconds(500)) {
+            if frame.opcode == .ping { pings += 1 }
+            if frame.opcode == .connectionClose { aliveClosed = true }
+        }
+        #expect(pings >= 3, "pings while quiet: \(pings)")
+        #expect(!aliveClosed, "the answering client was closed")
+        alive.send("ping", [:])
+        #expect(await alive.next(event: "pong").frame != nil, "the answering client is still connected")
+        let closed = await silent.next(event: "__closed__")
+        #expect(closed.frame?["code"] as? Int == 4002)
+        await alive.close()
+        await s.stop()
+    }
+
+    @Test("server shutdown tells connected devices 1001 and waits for their connections to close")
+    func shutdownClosesSessions() async throws {
+        let s = try await InProcessServer.start()
+        let a = try await s.client.login(testPhone())
+        let ws = try await WSTestClient.connect(port: s.client.port, token: a.accessToken)
+        #expect(await ws.next(event: "mailbox.drained").frame != nil)
+        async let stopped: Void = s.stop()
+        let closed = await ws.next(event: "__closed__")
+        #expect(closed.frame?["code"] as? Int == 1001)
+        await stopped
     }
 
     @Test("offline drain: 3 messages in order with seqs, acks, delivered receipts, nothing twice")

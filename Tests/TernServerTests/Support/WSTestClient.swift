@@ -16,14 +16,16 @@ final class WSTestClient: @unchecked Sendable {
     }
 
     /// Connects with `?access_token=` (or the header with `useHeader`).
-    static func connect(port: Int, token: String?, useHeader: Bool = false, path: String = "/ws", receiveBufferSize: Int? = nil) async throws -> WSTestClient {
+    static func connect(
+        port: Int, token: String?, useHeader: Bool = false, path: String = "/ws", receiveBufferSize: Int? = nil, answersPings: Bool = true
+    ) async throws -> WSTestClient {
         let queue = FrameQueue()
         var uri = path
         var headers: [(String, String)] = []
         if let token {
             if useHeader { headers.append(("Authorization", "Bearer \(token)")) } else { uri += "?access_token=\(token)" }
         }
-        let connection = try await WSConnection.connect(port: port, path: uri, headers: headers, receiveBufferSize: receiveBufferSize) { frame in
+        let connection = try await WSConnection.connect(port: port, path: uri, headers: headers, receiveBufferSize: receiveBufferSize, answersPings: answersPings) { frame in
             queue.push(frame)
         }
         return WSTestClient(connection: connection, queue: queue)
