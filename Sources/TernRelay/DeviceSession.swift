@@ -40,6 +40,9 @@ public final class DeviceSession: @unchecked Sendable {
     private var lastSent: UInt64 = 0
     /// Message frames sent and not yet acknowledged: message → mailbox seq.
     private var inflight: [MessageID: UInt64] = [:]
+    /// The same frames in the order sent (seq ascending), for cumulative acks; entries whose
+    /// message was acknowledged singly are skipped lazily.
+    private var inflightOrder = CircularBuffer<(seq: UInt64, message: MessageID)>()
     /// Stored non-message frames (receipts, events) sent and not yet acknowledged, ascending.
     private var pendingOther: [UInt64] = []
     private var liveBuffer: [Buffered] = []
@@ -124,6 +127,7 @@ public final class DeviceSession: @unchecked Sendable {
         lastSent = seq
         if kind == .message {
             inflight[message] = seq
+            inflightOrder.append((seq, message))
         } else {
             pendingOther.append(seq)
         }
@@ -324,6 +328,12 @@ public final class DeviceSession: @unchecked Sendable {
 
     private func acknowledge(message id: MessageID) {
         guard let seq = inflight.removeValue(forKey: id) else { return }
+        // Drop entries acknowledged singly from the front; rebuild if out-of-order acks
+        // left too many behind an old unacknowledged frame.
+        while let first = inflightOrder.first, inflight[first.message] != first.seq { inflightOrder.removeFirst() }
+        if inflightOrder.count > 4 * max(relay.settings.window, 64) {
+            inflightOrder = CircularBuffer(inflightOrder.filter { inflight[$0.message] == $0.seq })
+        }
         ackItems.append(AckItem(seq: seq, message: id))
         // Stored receipts/events sent before this message were necessarily received first on
         // this ordered connection: they are acknowledged with it.
@@ -338,7 +348,10 @@ public final class DeviceSession: @unchecked Sendable {
         let upTo = min(seq, lastSent)
         guard upTo > ackUpTo else { return }
         ackUpTo = upTo
-        inflight = inflight.filter { $0.value > upTo }
+        while let first = inflightOrder.first, first.seq <= upTo {
+            inflightOrder.removeFirst()
+            if inflight[first.message] == first.seq { inflight.removeValue(forKey: first.message) }
+        }
         pendingOther.removeAll { $0 <= upTo }
         afterAck()
     }
