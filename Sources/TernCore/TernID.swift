@@ -26,6 +26,9 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// Parses the canonical 36-character form (either case). Nil for anything else.
+    /// Inlinable so that callers in other modules get a specialised loop (ids are parsed from
+    /// every client frame).
+    @inlinable
     public init?(_ text: some StringProtocol) {
         var high: UInt64 = 0
         var low: UInt64 = 0

@@ -34,6 +34,9 @@ public struct ByteWriter: Sendable {
     /// Raw bytes without a length (fixed-size fields and key parts).
     public mutating func raw(_ v: some Sequence<UInt8>) { bytes.append(contentsOf: v) }
 
+    /// `raw` for an array (no element-by-element copy from other modules).
+    public mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
+
     /// A 16-byte identifier.
     public mutating func id(_ v: TernID) {
         u64(v.high)

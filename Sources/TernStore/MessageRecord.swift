@@ -11,6 +11,7 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
         self.seq = seq
     }
 
+    @inlinable
     public init?(_ text: some StringProtocol) {
         var values: (UInt64, UInt64, UInt64) = (0, 0, 0)
         var i = 0
@@ -214,7 +215,7 @@ extension ReadTx {
     }
 
     public func receipt(_ id: MessageID, user: TernID) throws -> ReceiptRecord? {
-        try record(ReceiptRecord.self, in: tables.receipts, at: id.key + user.bytes)
+        try record(ReceiptRecord.self, in: tables.receipts, at: Keys.idSeqID(id.chat, id.seq, user))
     }
 
     /// Every recipient's receipt record of a message (users without one are at "sent").
@@ -229,7 +230,7 @@ extension ReadTx {
 
     /// The message an earlier send with (`sender`, `clientMsgID`) created.
     public func dedupe(sender: TernID, clientMsgID: String) throws -> MessageID? {
-        try raw.withValue(tables.dedupe, sender.bytes + Array(clientMsgID.utf8)) { buffer throws(StoreError) -> MessageID in
+        try raw.withValue(tables.dedupe, Keys.idThen(sender, clientMsgID.utf8)) { buffer throws(StoreError) -> MessageID in
             var r = ByteReader(buffer, what: "dedupe")
             return MessageID(chat: try r.id(), seq: try r.u64())
         }
@@ -276,10 +277,10 @@ extension WriteTx {
     }
 
     public func putReceipt(_ id: MessageID, user: TernID, _ receipt: ReceiptRecord) throws {
-        try put(receipt, in: tables.receipts, at: id.key + user.bytes)
+        try put(receipt, in: tables.receipts, at: Keys.idSeqID(id.chat, id.seq, user))
     }
 
     public func putDedupe(sender: TernID, clientMsgID: String, _ id: MessageID) throws {
-        try putBytes(id.key, in: tables.dedupe, at: sender.bytes + Array(clientMsgID.utf8))
+        try putBytes(id.key, in: tables.dedupe, at: Keys.idThen(sender, clientMsgID.utf8))
     }
 }

@@ -122,7 +122,29 @@ public struct Tables: Sendable {
 public enum Keys {
     public static func id(_ id: TernID) -> [UInt8] { id.bytes }
 
-    public static func pair(_ a: TernID, _ b: TernID) -> [UInt8] { a.bytes + b.bytes }
+    public static func pair(_ a: TernID, _ b: TernID) -> [UInt8] {
+        var w = ByteWriter(capacity: 32)
+        w.id(a)
+        w.id(b)
+        return w.bytes
+    }
+
+    /// An id followed by raw bytes, in one allocation (keys are built on every lookup).
+    public static func idThen(_ id: TernID, _ tail: some Collection<UInt8>) -> [UInt8] {
+        var w = ByteWriter(capacity: 16 + tail.count)
+        w.id(id)
+        w.raw(tail)
+        return w.bytes
+    }
+
+    /// A message key (chat ‖ seq) followed by a user id.
+    public static func idSeqID(_ chat: TernID, _ seq: UInt64, _ user: TernID) -> [UInt8] {
+        var w = ByteWriter(capacity: 40)
+        w.id(chat)
+        w.u64(seq)
+        w.id(user)
+        return w.bytes
+    }
 
     public static func u64(_ v: UInt64) -> [UInt8] {
         var w = ByteWriter(capacity: 8)
@@ -132,12 +154,12 @@ public enum Keys {
 
     public static func text(_ s: String) -> [UInt8] { Array(s.utf8) }
 
-    public static func userDevice(_ user: TernID, _ clientID: String) -> [UInt8] { user.bytes + Array(clientID.utf8) }
+    public static func userDevice(_ user: TernID, _ clientID: String) -> [UInt8] { idThen(user, clientID.utf8) }
 
-    public static func userPush(_ user: TernID, _ token: String) -> [UInt8] { user.bytes + Array(token.utf8) }
+    public static func userPush(_ user: TernID, _ token: String) -> [UInt8] { idThen(user, token.utf8) }
 
     /// `a ‖ b` with the lower id first: one key per unordered pair.
-    public static func unorderedPair(_ a: TernID, _ b: TernID) -> [UInt8] { a < b ? a.bytes + b.bytes : b.bytes + a.bytes }
+    public static func unorderedPair(_ a: TernID, _ b: TernID) -> [UInt8] { a < b ? pair(a, b) : pair(b, a) }
 
     public static func idSeq(_ id: TernID, _ seq: UInt64) -> [UInt8] {
         var w = ByteWriter(capacity: 24)

@@ -99,6 +99,13 @@ public struct JSONWriter: Sendable {
     }
 
     /// Splices bytes that are already one complete JSON value.
+    /// `raw` for an array: one copy (the generic form appends element by element when the
+    /// caller is in another module).
+    public mutating func raw(_ json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
+    }
+
     public mutating func raw(_ json: some Sequence<UInt8>) {
         separate()
         bytes.append(contentsOf: json)
