@@ -52,6 +52,8 @@ public final class DeviceSession: @unchecked Sendable {
     private var drainedCount = 0
     /// Acknowledgements gathered during one read burst, written in one store write.
     private var ackItems: [AckItem] = []
+    /// `message.send`s of the current read burst (with the frame's ref), stored together.
+    private var burstSends: [(command: SendCommand, ref: String?)] = []
     private var ackUpTo: UInt64 = 0
     private var flushScheduled = false
     private var typingTimers: [TernID: Scheduled<Void>] = [:]
@@ -264,18 +266,9 @@ public final class DeviceSession: @unchecked Sendable {
     private func dispatch(_ frame: InboundFrame) throws {
         switch frame.event {
         case "message.send":
-            let command = try SendCommand.parse(frame.data)
-            let ref = frame.reference
-            relay.send(command, from: identity, origin: self) { result in
-                self.relay.outbox.post(self.eventLoop) {
-                    switch result {
-                    case .success(let outcome):
-                        self.send(RelayFrames.sent(id: outcome.id, clientMsgID: command.clientMsgID, createdAt: outcome.createdAt, duplicate: outcome.duplicate))
-                    case .failure(let error):
-                        self.send(RelayFrames.error(Relay.clientError(error), ref: ref))
-                    }
-                }
-            }
+            // Stored with the other sends of this read burst in one write (`flushAcks`).
+            burstSends.append((try SendCommand.parse(frame.data), frame.reference))
+            if burstSends.count >= 256 { flushAcks() }  // keep one write request bounded
         case "message.delivered":
             guard let raw = frame.data["message_id"]?.stringValue else { throw TernError.validation("message_id is required") }
             guard let id = MessageID(raw) else { throw TernError.validation("message_id is not a message id") }
@@ -360,9 +353,27 @@ public final class DeviceSession: @unchecked Sendable {
         if phase == .draining { pump() }
     }
 
-    /// Writes the acknowledgements gathered so far in one store write. Called at the end of
-    /// each read burst and at close.
+    /// Writes what one read burst gathered: its sends in one store write, its
+    /// acknowledgements in another. Called at the end of each read burst and at close.
     public func flushAcks() {
+        if !burstSends.isEmpty {
+            let sends = burstSends
+            burstSends = []
+            relay.send(burst: sends.map(\.command), from: identity) { results in
+                self.relay.outbox.post(self.eventLoop) {
+                    for (send, result) in zip(sends, results) {
+                        switch result {
+                        case .success(let outcome):
+                            self.send(RelayFrames.sent(
+                                id: outcome.id, clientMsgID: send.command.clientMsgID, createdAt: outcome.createdAt,
+                                duplicate: outcome.duplicate))
+                        case .failure(let error):
+                            self.send(RelayFrames.error(Relay.clientError(error), ref: send.ref))
+                        }
+                    }
+                }
+            }
+        }
         guard !ackItems.isEmpty || ackUpTo > 0 else { return }
         let items = ackItems
         let upTo = ackUpTo

@@ -83,25 +83,58 @@ public final class Relay: Sendable {
         _ command: SendCommand, from sender: DeviceIdentity, origin: DeviceSession?,
         completion: @escaping @Sendable (Result<SendOutcome, any Error>) -> Void
     ) {
+        send(burst: [command], from: sender) { results in completion(results[0]) }
+    }
+
+    /// Stores several sends of one device (the `message.send` frames of one read burst) in
+    /// one write request, and delivers them. Each command succeeds or fails on its own;
+    /// `completion` gets one result per command, in order, on the writer thread after the
+    /// commit. One request instead of one per frame: fewer closures, completions and
+    /// hand-offs on the writer thread, the relay's bottleneck.
+    public func send(
+        burst commands: [SendCommand], from sender: DeviceIdentity,
+        completion: @escaping @Sendable ([Result<SendOutcome, any Error>]) -> Void
+    ) {
         let now = clock.now()
         let registry = self.registry
         let metrics = self.metrics
-        let draft = MessageRecord(
-            sender: sender.user, senderDevice: sender.deviceNumber, clientMsgID: command.clientMsgID,
-            kind: command.content.kind.rawValue, payload: command.content.payload, replyTo: command.replyTo?.description ?? "",
-            createdAt: now, recipients: 0)
-        let template = RelayFrames.MessageTemplate(chat: command.chat, record: draft)
-        store.submit({ tx in try Self.sendTransaction(tx, command, draft: draft, template: template, sender: sender) }) { result in
+        // Everything that does not need the transaction is prepared here, on the caller's
+        // thread (an event loop), so that the writer only splices in the message id.
+        let prepared = commands.map { command in
+            let draft = MessageRecord(
+                sender: sender.user, senderDevice: sender.deviceNumber, clientMsgID: command.clientMsgID,
+                kind: command.content.kind.rawValue, payload: command.content.payload, replyTo: command.replyTo?.description ?? "",
+                createdAt: now, recipients: 0)
+            return (command: command, draft: draft, template: RelayFrames.MessageTemplate(chat: command.chat, record: draft))
+        }
+        store.submit({ tx -> [Result<SendResult, any Error>] in
+            var results: [Result<SendResult, any Error>] = []
+            results.reserveCapacity(prepared.count)
+            for item in prepared {
+                let before = tx.mutationCount
+                do {
+                    results.append(.success(try Self.sendTransaction(tx, item.command, draft: item.draft, template: item.template, sender: sender)))
+                } catch {
+                    // A refusal (not a member, blocked, …) happens before any write and fails
+                    // that command alone; a failure after writing fails the whole request,
+                    // which the writer then replays without it.
+                    if tx.mutationCount != before || tx.isBroken { throw error }
+                    results.append(.failure(error))
+                }
+            }
+            return results
+        }) { result in
             switch result {
             case .failure(let error):
-                completion(.failure(error))
-            case .success(let sent):
-                completion(.success(sent.outcome))
-                guard !sent.outcome.duplicate else { return }
-                metrics.messagesAccepted.increment()
-                for delivery in sent.deliveries {
-                    registry.session(device: delivery.device)?.deliverStored(
-                        seq: delivery.seq, kind: .message, event: ServerEvent.messageNew, data: sent.data, message: sent.outcome.id)
+                completion(Array(repeating: .failure(error), count: commands.count))
+            case .success(let results):
+                completion(results.map { $0.map(\.outcome) })
+                for case .success(let sent) in results where !sent.outcome.duplicate {
+                    metrics.messagesAccepted.increment()
+                    for delivery in sent.deliveries {
+                        registry.session(device: delivery.device)?.deliverStored(
+                            seq: delivery.seq, kind: .message, event: ServerEvent.messageNew, data: sent.data, message: sent.outcome.id)
+                    }
                 }
             }
         }

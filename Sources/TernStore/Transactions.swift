@@ -70,6 +70,13 @@ public class ReadTx {
 /// Write closures should check first and write last: a closure that throws after writing
 /// forces its batch to be rebuilt (correct, but it costs the other writers a replay).
 public final class WriteTx: ReadTx {
+    /// Changes made so far in this transaction (by every request sharing it): a request
+    /// that runs several independent steps can tell whether a failed step wrote anything.
+    public var mutationCount: Int { raw.mutationCount }
+
+    /// True when LMDB refused an operation in a way that spoils the whole transaction.
+    public var isBroken: Bool { raw.poison != nil }
+
     /// Stores `record` under `key`.
     public func put<R: StoreRecord>(_ record: R, in db: LMDBDatabase, at key: [UInt8]) throws {
         try raw.put(db, key, record.encoded())

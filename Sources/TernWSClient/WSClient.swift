@@ -128,6 +128,19 @@ public final class WSConnection: @unchecked Sendable {
         send(text: Array(try! JSONSerialization.data(withJSONObject: json)))
     }
 
+    /// Sends several text frames with one flush, so that they usually reach the server in
+    /// one TCP segment (tests of per-read-burst handling).
+    public func send(texts: [[UInt8]]) {
+        let channel = self.channel
+        channel.eventLoop.execute {
+            for bytes in texts {
+                let buffer = channel.allocator.buffer(bytes: bytes)
+                channel.write(WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: buffer), promise: nil)
+            }
+            channel.flush()
+        }
+    }
+
     /// Sends any frame (tests use it for binary, oversized and invalid frames).
     public func send(opcode: WebSocketOpcode, bytes: [UInt8], fin: Bool = true) {
         Self.write(channel, opcode: opcode, bytes: bytes, fin: fin)

@@ -64,6 +64,51 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
+    @Test("sends arriving together: each succeeds or fails on its own, in order, and a repeated id in the same burst is one message")
+    func burstOfSends() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let chat = try await c.directChat(a, b)
+        let wa = try await c.ws(a)
+        let wb = try await c.ws(b)
+        _ = await drained(wa)
+        _ = await drained(wb)
+        let nowhere = UUID().uuidString.lowercased()
+        wa.sendTogether([
+            ("message.send", textMessage(chat, "one", id: "burst-1")),
+            ("message.send", textMessage(nowhere, "lost", id: "burst-2")),
+            ("message.send", textMessage(chat, "one again", id: "burst-1")),
+            ("message.send", ["chat_id": chat, "type": "text", "payload": ["body": ""], "client_msg_id": "burst-3"]),
+            ("message.send", textMessage(chat, "two", id: "burst-4")),
+        ])
+        var answers: [[String: Any]] = []
+        while answers.count < 5, let frame = await wa.next() {
+            if frame.event == "message.sent" || frame.event == "error" { answers.append(frame) }
+        }
+        // The invalid body is refused at once; the stored ones are answered in the order sent.
+        let stored = answers.filter { $0.data["code"] as? String != "VALIDATION_ERROR" }
+        #expect(stored.map { $0.event ?? "" } == ["message.sent", "error", "message.sent", "message.sent"])
+        let sent = answers.filter { $0.event == "message.sent" }
+        let errors = answers.filter { $0.event == "error" }
+        #expect(sent.map { $0.data["client_msg_id"] as? String ?? "" } == ["burst-1", "burst-1", "burst-4"])
+        #expect(sent[0].data["message_id"] as? String == sent[1].data["message_id"] as? String)
+        #expect(sent[1].data["duplicate"] as? Bool == true)
+        #expect(Set(errors.map { $0.data["code"] as? String ?? "" }) == ["CHAT_NOT_FOUND", "VALIDATION_ERROR"])
+        #expect(errors.contains { $0.data["ref"] as? String == "burst-2" && $0.data["code"] as? String == "CHAT_NOT_FOUND" })
+        // B gets the two stored messages, once each, in order.
+        var bodies: [String] = []
+        while bodies.count < 2, let frame = await wb.next(event: "message.new").frame {
+            bodies.append((frame.data["payload"] as? [String: Any])?["body"] as? String ?? "")
+        }
+        #expect(bodies == ["one", "two"])
+        #expect(await wb.drain(for: .milliseconds(300)).filter { $0.event == "message.new" }.isEmpty)
+        await wa.close()
+        await wb.close()
+        await s.stop()
+    }
+
     @Test("multi-device: both devices drain independently, the sender's other device gets the copy, one read gives one read")
     func multiDevice() async throws {
         let s = try await InProcessServer.start()

@@ -66,6 +66,11 @@ final class WSTestClient: @unchecked Sendable {
         connection.send(json: ["event": event, "data": data])
     }
 
+    /// Several frames in one write and flush (usually one read burst on the server).
+    func sendTogether(_ frames: [(event: String, data: [String: Any])]) {
+        connection.send(texts: frames.map { Array(try! JSONSerialization.data(withJSONObject: ["event": $0.event, "data": $0.data])) })
+    }
+
     func close() async { await connection.close() }
 }
 
