@@ -11,7 +11,7 @@ import TernStore
 final class LoopOutbox: @unchecked Sendable {
     private let store: Store
     // Writer-thread confined.
-    private var pending: [(loop: any EventLoop, work: [() -> Void])] = []
+    private var pending: [(loop: any EventLoop, work: [@Sendable () -> Void])] = []
 
     init(store: Store) {
         self.store = store
@@ -20,7 +20,7 @@ final class LoopOutbox: @unchecked Sendable {
 
     /// Runs `work` on `loop`: after the current batch when called on the writer thread,
     /// otherwise at once through `execute`.
-    func post(_ loop: any EventLoop, _ work: @escaping () -> Void) {
+    func post(_ loop: any EventLoop, _ work: @escaping @Sendable () -> Void) {
         guard store.isWriterThread else {
             loop.execute(work)
             return

@@ -99,10 +99,6 @@ public struct ByteReader {
         UInt64(bigEndian: try take(8).loadUnaligned(as: UInt64.self))
     }
 
-    /// Skips a length-prefixed field without reading it.
-    public mutating func skipField() throws(StoreError) {
-        _ = try take(Int(try u32()))
-    }
 
     public mutating func i64() throws(StoreError) -> Int64 { Int64(bitPattern: try u64()) }
 

@@ -93,8 +93,12 @@ public final class WSConnection: @unchecked Sendable {
                     }
                 }
                 let config: NIOHTTPClientUpgradeConfiguration = (upgraders: [upgrader], completionHandler: { _ in })
-                return channel.pipeline.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes, withClientUpgrade: config).flatMap {
-                    channel.pipeline.addHandler(catcher)
+                // The upgrade configuration is a tuple of non-Sendable upgraders; adding the
+                // handlers synchronously (we are on the channel's loop) keeps it on this loop.
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes, withClientUpgrade: config)
+                    try channel.pipeline.syncOperations.addHandler(catcher)
                 }
             }
         let channel = try await bootstrap.connect(host: host, port: port).get()
@@ -147,7 +151,7 @@ public final class WSConnection: @unchecked Sendable {
     }
 
     static func write(_ channel: any Channel, opcode: WebSocketOpcode, bytes: [UInt8], fin: Bool) {
-        func write() {
+        @Sendable func write() {
             let buffer = channel.allocator.buffer(bytes: bytes)
             channel.writeAndFlush(WebSocketFrame(fin: fin, opcode: opcode, maskKey: .random(), data: buffer), promise: nil)
         }

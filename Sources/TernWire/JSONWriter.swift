@@ -98,7 +98,6 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: "null".utf8)
     }
 
-    /// Splices bytes that are already one complete JSON value.
     /// `raw` for an array: one copy (the generic form appends element by element when the
     /// caller is in another module).
     public mutating func raw(_ json: [UInt8]) {
@@ -106,6 +105,7 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: json)
     }
 
+    /// Splices bytes that are already one complete JSON value.
     public mutating func raw(_ json: some Sequence<UInt8>) {
         separate()
         bytes.append(contentsOf: json)

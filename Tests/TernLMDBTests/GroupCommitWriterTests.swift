@@ -51,7 +51,7 @@ struct GroupCommitWriterTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<writes {
                 group.addTask {
-                    try await writer.write { txn in try txn.put(db, key(i), Array("v\(i)".utf8)) }
+                    _ = try await writer.write { txn in try txn.put(db, key(i), Array("v\(i)".utf8)) }
                     // Resumed only after the commit: a fresh read transaction sees it.
                     let seen = try env.withReadTransaction { try $0.get(db, key(i)) }
                     #expect(seen == Array("v\(i)".utf8))
@@ -188,7 +188,7 @@ struct GroupCommitWriterTests {
         let (env, db) = try open(dir)
         let writer = GroupCommitWriter(environment: env)
         let pending = (0..<50).map { i in Task { try await writer.write { txn in try txn.put(db, key(i), [1]) } } }
-        for task in pending { try await task.value }
+        for task in pending { _ = try await task.value }
         await writer.shutdown()
         await #expect(throws: WriterStoppedError.self) {
             try await writer.write { txn in try txn.put(db, key(99), [1]) }

@@ -13,7 +13,7 @@ struct LMDBEnvironmentTests {
         do {
             let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
             let db = try env.openDatabase("t", create: true)
-            try env.withWriteTransaction { try $0.put(db, [1, 2], [3, 4]) }
+            _ = try env.withWriteTransaction { try $0.put(db, [1, 2], [3, 4]) }
             env.close()
         }
         let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
@@ -28,7 +28,7 @@ struct LMDBEnvironmentTests {
         defer { dir.remove() }
         let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
         let db = try env.openDatabase("t", create: true)
-        try env.withWriteTransaction { try $0.put(db, [1], [1]) }
+        _ = try env.withWriteTransaction { try $0.put(db, [1], [1]) }
         env.close()
         let ro = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20, readOnly: true))
         let rdb = try ro.openDatabase("t", create: false)
@@ -104,7 +104,7 @@ struct LMDBEnvironmentTests {
         let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
         let db = try env.openDatabase("t", create: true)
         let pool = LMDBReadPool(environment: env, capacity: 4)
-        try env.withWriteTransaction { try $0.put(db, [0], [0]) }
+        _ = try env.withWriteTransaction { try $0.put(db, [0], [0]) }
         let counts = await withTaskGroup(of: Int.self) { group in
             for _ in 0..<64 {
                 group.addTask {
@@ -116,7 +116,7 @@ struct LMDBEnvironmentTests {
             return await group.reduce(into: [Int]()) { $0.append($1) }
         }
         #expect(counts.allSatisfy { $0 == 1 })
-        try env.withWriteTransaction { try $0.put(db, [1], [1]) }
+        _ = try env.withWriteTransaction { try $0.put(db, [1], [1]) }
         #expect(try pool.read { try $0.count(db) } == 2, "a renewed transaction sees the latest commit")
         pool.close()
         #expect(throws: LMDBError.self) { try pool.read { try $0.count(db) } }

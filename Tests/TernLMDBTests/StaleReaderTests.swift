@@ -29,7 +29,7 @@ struct StaleReaderTests {
         defer { dir.remove() }
         let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 64 << 20))
         let db = try env.openDatabase("t", create: true)
-        try env.withWriteTransaction { try $0.put(db, [1], [1]) }
+        _ = try env.withWriteTransaction { try $0.put(db, [1], [1]) }
         #expect(try env.usage().readersInUse == 0)
 
         let process = Process()

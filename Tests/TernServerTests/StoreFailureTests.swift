@@ -39,7 +39,7 @@ struct StoreFailureTests {
         // Top up with small entries so no room is left at all.
         for i in 0..<20_000 {
             do {
-                try await store.write { tx in try tx.putBytes([1], in: tx.tables.meta, at: Array("tiny-\(i)".utf8)) }
+                _ = try await store.write { tx in try tx.putBytes([1], in: tx.tables.meta, at: Array("tiny-\(i)".utf8)) }
             } catch StoreError.mapFull {
                 break
             }

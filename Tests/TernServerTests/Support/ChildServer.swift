@@ -38,7 +38,7 @@ final class ChildServer: @unchecked Sendable {
         let readyFile = dataDirectory + "-ready.json"
         try? FileManager.default.removeItem(atPath: readyFile)
         let logPath = dataDirectory + "-server.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         let process = Process()
