@@ -34,6 +34,7 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(factory)
 
         let logger = Logger(label: "tern")
+        logger.info("starting", metadata: ["tern.allocator": "\(Allocator.description)"])
         if configuration.devMode {
             logger.warning("dev mode is on: login codes are echoed in responses and rate limits are relaxed")
         }
