@@ -73,7 +73,7 @@ public func buildRouter(_ deps: APIDependencies) -> Router<TernRequestContext> {
         .add(middleware: AuthMiddleware(auth: deps.auth, limiter: userLimiter, metrics: metrics))
     UserRoutes(deps: deps, directory: UserDirectory(store: deps.store, clock: deps.clock, registry: deps.relay.registry)).register(on: authed)
     let chats = ChatService(store: deps.store, clock: deps.clock, registry: deps.relay.registry)
-    ChatRoutes(deps: deps, chats: chats).register(on: authed)
+    ChatRoutes(deps: deps, chats: chats, groups: GroupService(relay: deps.relay)).register(on: authed)
     MessageRoutes(deps: deps, chats: chats).register(on: authed)
     // A plain GET of the WebSocket path (no upgrade headers) explains itself.
     router.get("ws") { _, _ -> Response in

@@ -119,6 +119,8 @@ public enum ConfigKeys {
                   help: "Bytes queued to a client that does not read before it is disconnected at once."),
         ConfigKey(name: "relay.typing_ttl", kind: .duration(1...60), defaultValue: "5s",
                   help: "A typing indicator without refresh ends after this long."),
+        ConfigKey(name: "groups.max_members", kind: .int(2...100_000), defaultValue: "1024",
+                  help: "Members of one group at most, the creator included; enforced on create and on add."),
         ConfigKey(name: "log.level", kind: .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]),
                   defaultValue: "info", help: "Lowest log level printed."),
     ]

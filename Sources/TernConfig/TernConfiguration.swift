@@ -39,6 +39,7 @@ public struct TernConfiguration: Sendable {
     public var relaySlowConsumerGrace: Duration = .seconds(10)
     public var relaySlowConsumerBytes = 8 << 20
     public var relayTypingTTL: Duration = .seconds(5)
+    public var groupMaxMembers = 1024
     public var logLevel = "info"
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
@@ -149,6 +150,7 @@ public struct TernConfiguration: Sendable {
         config.relaySlowConsumerGrace = duration("relay.slow_consumer_grace") ?? config.relaySlowConsumerGrace
         config.relaySlowConsumerBytes = size("relay.slow_consumer_bytes") ?? config.relaySlowConsumerBytes
         config.relayTypingTTL = duration("relay.typing_ttl") ?? config.relayTypingTTL
+        config.groupMaxMembers = int("groups.max_members") ?? config.groupMaxMembers
         config.logLevel = choice("log.level") ?? config.logLevel
 
         // Rules that span keys.

@@ -18,6 +18,10 @@ public enum Limits {
     /// FCM registration tokens are ~160 bytes, APNs 64 hex chars; the store key must stay
     /// under LMDB's 511-byte key limit together with a 16-byte user id.
     public static let pushTokenMax = 480
+    /// The seed's `groups.name VARCHAR(100)`.
+    public static let groupNameMax = 100
+    /// The seed stored TEXT; its PRD says 512, WhatsApp allows 512.
+    public static let groupDescriptionMax = 512
     /// Contacts per sync request (the seed's limit).
     public static let contactSyncMax = 1000
     /// Status text default, as the seed's database default.

@@ -147,6 +147,10 @@ public struct ChatService: Sendable {
         if let until = state.muteUntil, state.isMuted(at: now) { w.member("mute_until", until.rfc3339) }
         w.member("is_pinned", state.pinned)
         w.member("is_admin_only", chat.adminOnly)
+        if chat.kind == .group {
+            w.member("created_by", chat.createdBy)
+            w.member("member_count", Int64(members.count))
+        }
         w.member("created_at", chat.createdAt.rfc3339)
         w.member("updated_at", max(chat.updatedAt, head.lastActivity).rfc3339)
         w.endObject()
@@ -159,7 +163,8 @@ public struct ChatService: Sendable {
         guard from <= lastSeq else { return 0 }
         var count = 0
         try tx.scan(tx.tables.messages, from: Keys.idSeq(chat, from), to: Keys.idSeq(chat, lastSeq + 1)) { _, value in
-            if try MessageRecord.decodeSender(value) != viewer { count += 1 }
+            let (sender, system) = try MessageRecord.decodeSenderAndSystem(value)
+            if sender != viewer && !system { count += 1 }
             return count < unreadCountMax
         }
         return count
@@ -167,6 +172,9 @@ public struct ChatService: Sendable {
 
     /// Body (≤ 100 characters, cut on a character boundary) or `[type]`.
     static func preview(_ record: MessageRecord) -> String {
+        if record.isSystem {
+            return "[\((try? JSONParser.parse(record.payload))?["event"]?.stringValue ?? "system")]"
+        }
         if let payload = try? JSONParser.parse(record.payload) {
             let text = payload["body"]?.stringValue ?? payload["caption"]?.stringValue ?? payload["name"]?.stringValue ?? ""
             if !text.isEmpty { return text.count <= 100 ? text : String(text.prefix(97)) + "..." }
@@ -272,7 +280,10 @@ public struct ChatService: Sendable {
             let receipts = try tx.receipts(id)
             var w = JSONWriter(capacity: 256)
             w.beginArray()
-            for user in try tx.memberIDs(of: id.chat) where user != record.sender {
+            // Members who could receive it: not the sender, and in the chat since before it
+            // (a member added later has no receipt to show).
+            for user in try tx.memberIDs(of: id.chat) where user != record.sender && !record.isSystem {
+                guard let since = try tx.userChat(user: user, chat: id.chat), since.firstSeq <= id.seq else { continue }
                 let receipt = receipts[user]
                 w.beginObject()
                 w.member("user_id", user)

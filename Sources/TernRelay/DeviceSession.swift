@@ -43,8 +43,9 @@ public final class DeviceSession: @unchecked Sendable {
     /// The same frames in the order sent (seq ascending), for cumulative acks; entries whose
     /// message was acknowledged singly are skipped lazily.
     private var inflightOrder = CircularBuffer<(seq: UInt64, message: MessageID)>()
-    /// Stored non-message frames (receipts, events) sent and not yet acknowledged, ascending.
-    private var pendingOther: [UInt64] = []
+    /// Stored non-message frames (receipts, events) sent and not yet acknowledged, ascending,
+    /// with the message they are about (a group event's own system message).
+    private var pendingOther: [(seq: UInt64, kind: MailboxKind, message: MessageID)] = []
     private var liveBuffer: [Buffered] = []
     private var rescan = false
     private var reading = false
@@ -131,7 +132,7 @@ public final class DeviceSession: @unchecked Sendable {
             inflight[message] = seq
             inflightOrder.append((seq, message))
         } else {
-            pendingOther.append(seq)
+            pendingOther.append((seq, kind, message))
         }
     }
 
@@ -320,7 +321,15 @@ public final class DeviceSession: @unchecked Sendable {
     // MARK: acknowledgements
 
     private func acknowledge(message id: MessageID) {
-        guard let seq = inflight.removeValue(forKey: id) else { return }
+        guard let seq = inflight.removeValue(forKey: id) else {
+            // `message.delivered` naming a group event (its system message id): the app acks
+            // every frame that carries a message_id this way.
+            if let index = pendingOther.firstIndex(where: { $0.kind == .event && $0.message == id }) {
+                ackItems.append(AckItem(seq: pendingOther.remove(at: index).seq, message: nil))
+                afterAck()
+            }
+            return
+        }
         // Drop entries acknowledged singly from the front; rebuild if out-of-order acks
         // left too many behind an old unacknowledged frame.
         while let first = inflightOrder.first, inflight[first.message] != first.seq { inflightOrder.removeFirst() }
@@ -330,8 +339,8 @@ public final class DeviceSession: @unchecked Sendable {
         ackItems.append(AckItem(seq: seq, message: id))
         // Stored receipts/events sent before this message were necessarily received first on
         // this ordered connection: they are acknowledged with it.
-        while let first = pendingOther.first, first < seq {
-            ackItems.append(AckItem(seq: first, message: nil))
+        while let first = pendingOther.first, first.seq < seq {
+            ackItems.append(AckItem(seq: first.seq, message: nil))
             pendingOther.removeFirst()
         }
         afterAck()
@@ -345,7 +354,7 @@ public final class DeviceSession: @unchecked Sendable {
             inflightOrder.removeFirst()
             if inflight[first.message] == first.seq { inflight.removeValue(forKey: first.message) }
         }
-        pendingOther.removeAll { $0 <= upTo }
+        pendingOther.removeAll { $0.seq <= upTo }
         afterAck()
     }
 

@@ -66,14 +66,9 @@ public final class Relay: Sendable {
 
     // MARK: sending
 
-    private struct Delivery: Sendable {
-        var device: UInt64
-        var seq: UInt64
-    }
-
     private struct SendResult: Sendable {
         var outcome: SendOutcome
-        var deliveries: [Delivery]
+        var deliveries: [MailboxDelivery]
         var data: [UInt8]
     }
 
@@ -184,16 +179,17 @@ public final class Relay: Sendable {
         try tx.putMessage(id, record)
         try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
         let data = template.data(id: id)
-        let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user)
-        var deliveries: [Delivery] = []
+        // Encoded once for every device: a group message is serialized once, not per member.
+        let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user).encoded()
+        var deliveries: [MailboxDelivery] = []
         deliveries.reserveCapacity(recipients.count + 1)
         for user in recipients {
             for device in try tx.activeDeviceNumbers(of: user) {
-                deliveries.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+                deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: entry)))
             }
         }
         for device in try tx.activeDeviceNumbers(of: sender.user) where device != sender.deviceNumber {
-            deliveries.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+            deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: entry)))
         }
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
@@ -203,7 +199,7 @@ public final class Relay: Sendable {
     /// A receipt to hand to the sender's devices after the commit.
     private struct ReceiptNotice: Sendable {
         var live: [UInt64]
-        var stored: [Delivery]
+        var stored: [MailboxDelivery]
         var data: [UInt8]
         var message: MessageID
     }
@@ -232,7 +228,7 @@ public final class Relay: Sendable {
                 notice.live.append(device)
             } else {
                 let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: sender)
-                notice.stored.append(Delivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+                notice.stored.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
             }
         }
         return notice
@@ -303,7 +299,7 @@ public final class Relay: Sendable {
             try tx.putUserChat(user: user, chat: chat, state)
             var notices: [ReceiptNotice] = []
             var senderReceipts: [TernID: Bool] = [:]
-            for (seq, record) in messages where record.sender != user {
+            for (seq, record) in messages where record.sender != user && !record.isSystem {
                 let senderAllows = try senderReceipts[record.sender] ?? {
                     let allows = try tx.privacy(record.sender)?.readReceipts ?? true
                     senderReceipts[record.sender] = allows

@@ -74,7 +74,7 @@ public enum RelayFrames {
         w.member("status", status.name)
         w.member("created_at", record.createdAt.rfc3339)
         w.member("timestamp", record.createdAt.milliseconds)
-        w.member("is_deleted", record.flags & 1 != 0)
+        w.member("is_deleted", record.flags & MessageRecord.deletedFlag != 0)
     }
 
     /// `message.sent`: the commit happened.

@@ -26,6 +26,8 @@ public struct RelaySettings: Sendable {
     public var presenceSubscribeMax = 256
     /// Messages marked read per read request (older ones are skipped for receipts).
     public var readBatchMax = 5000
+    /// Members of one group, at most (creator included), on create and on add.
+    public var groupMaxMembers = 1024
 
     public init() {}
 }

@@ -61,6 +61,7 @@ public final class TernServer: Sendable {
         relaySettings.slowConsumerGrace = configuration.relaySlowConsumerGrace
         relaySettings.slowConsumerBytes = configuration.relaySlowConsumerBytes
         relaySettings.typingTTL = configuration.relayTypingTTL
+        relaySettings.groupMaxMembers = configuration.groupMaxMembers
         let relay = Relay(store: store, settings: relaySettings, clock: clock, logger: logger)
         self.relay = relay
         do {

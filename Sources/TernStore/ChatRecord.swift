@@ -250,6 +250,20 @@ extension WriteTx {
         try put(state, in: tables.userChats, at: Keys.pair(user, chat))
     }
 
+    /// Changes a member's record (role) without touching their chat state.
+    public func putMemberRecord(chat: TernID, user: TernID, _ member: MemberRecord) throws {
+        try put(member, in: tables.chatMembers, at: Keys.pair(chat, user))
+    }
+
+    /// Ends a membership: the member row and the member's own chat state (the chat leaves
+    /// their chat list). False if `user` was not a member.
+    @discardableResult
+    public func removeMember(chat: TernID, user: TernID) throws -> Bool {
+        let removed = try delete(tables.chatMembers, Keys.pair(chat, user))
+        try delete(tables.userChats, Keys.pair(user, chat))
+        return removed
+    }
+
     public func putUserChat(user: TernID, chat: TernID, _ state: UserChatState) throws {
         try put(state, in: tables.userChats, at: Keys.pair(user, chat))
     }

@@ -87,8 +87,14 @@ extension ReadTx {
 extension WriteTx {
     /// Appends `entry` to `device`'s mailbox; returns its sequence number.
     public func appendToMailbox(device: UInt64, _ entry: MailboxEntry) throws -> UInt64 {
+        try appendToMailbox(device: device, encoded: entry.encoded())
+    }
+
+    /// Appends an entry encoded once (`MailboxEntry.encoded()`) for many devices: a group
+    /// message is serialized once, not once per member device.
+    public func appendToMailbox(device: UInt64, encoded: [UInt8]) throws -> UInt64 {
         let seq = try mailboxHead(device: device) + 1
-        try put(entry, in: tables.mailbox, at: Keys.u64Pair(device, seq))
+        try putBytes(encoded, in: tables.mailbox, at: Keys.u64Pair(device, seq))
         try putBytes(Keys.u64(seq), in: tables.mailboxHeads, at: Keys.u64(device))
         return seq
     }

@@ -100,6 +100,14 @@ public struct MessageRecord: StoreRecord, Equatable {
         self.flags = flags
     }
 
+    /// `flags` bit: the message was deleted for everyone.
+    public static let deletedFlag: UInt8 = 1
+    /// `flags` bit: a system message (a group event such as "member added"), written by the
+    /// server: it has no receipts and does not count as unread.
+    public static let systemFlag: UInt8 = 2
+
+    public var isSystem: Bool { flags & Self.systemFlag != 0 }
+
     /// The status the sender sees: the lowest state over all recipients.
     public var aggregateStatus: ReceiptStatus {
         if recipients > 0 && read >= recipients { return .read }
@@ -113,6 +121,13 @@ public struct MessageRecord: StoreRecord, Equatable {
         var r = ByteReader(buffer, what: "MessageRecord")
         _ = try r.u8()
         return try r.id()
+    }
+
+    /// The sender and whether the message is a system message, without decoding the rest
+    /// (the flags byte is the last byte in every layout version).
+    public static func decodeSenderAndSystem(_ buffer: UnsafeRawBufferPointer) throws(StoreError) -> (sender: TernID, system: Bool) {
+        let sender = try decodeSender(buffer)
+        return (sender, buffer[buffer.count - 1] & systemFlag != 0)
     }
 
     public func encode(into w: inout ByteWriter) {

@@ -424,7 +424,7 @@ struct RelayBehaviourTests {
         #expect(try await c.request(.POST, "/api/v1/chats", json: ["other_user_id": me.userID], token: me.accessToken).status == 400)
         #expect(try await c.request(.POST, "/api/v1/chats", json: ["other_user_id": UUID().uuidString], token: me.accessToken).status == 404)
         #expect(try await c.request(.POST, "/api/v1/chats", json: ["participant_ids": [friends[2].userID]], token: me.accessToken).data["chat_id"] as? String == chats[2])
-        #expect(try await c.request(.POST, "/api/v1/chats", json: ["type": "group", "name": "g"], token: me.accessToken).status == 400)
+        #expect(try await c.request(.POST, "/api/v1/chats", json: ["type": "chatroom", "other_user_id": friends[2].userID], token: me.accessToken).status == 400)
         await s.stop()
     }
 
