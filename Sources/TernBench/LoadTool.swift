@@ -5,7 +5,8 @@
 // CPU per delivered message and server RSS (from /proc of --pid), and its own CPU.
 //
 // Workloads: relay (P sender/receiver pairs, closed loop with a window, or --rate msgs/s per
-// sender), offline (enqueue N into an offline mailbox, then drain), idle (K connections).
+// sender), offline (enqueue N into an offline mailbox, then drain), fanout (one sender, a
+// group of G connected members: deliveries/s and per-delivery latency), idle (K connections).
 import AsyncHTTPClient
 import Dispatch
 import Foundation
@@ -26,6 +27,7 @@ enum LoadTool {
         var size = 200
         var rate = 0.0
         var conns = 1000
+        var group = 100
         var settle = 5.0
         var label = ""
         var cumulativeAck = false
@@ -33,9 +35,10 @@ enum LoadTool {
 
         static func usage(_ problem: String?) -> Never {
             let text = """
-                usage: tern-bench relay|offline|idle [--host H] [--port P] [--pid SERVER_PID]
+                usage: tern-bench relay|offline|fanout|idle [--host H] [--port P] [--pid SERVER_PID]
                          relay:   [--pairs N] [--msgs PER_SENDER] [--window W] [--rate MSGS_PER_S_PER_SENDER] [--size BYTES]
                          offline: [--msgs N] [--window W] [--size BYTES]
+                         fanout:  [--group MEMBERS] [--msgs N] [--window W] [--rate MSGS_PER_S] [--size BYTES]
                          idle:    [--conns N] [--settle SECONDS]
                          any:     [--label TEXT] [--cumulative-ack]
                 the server must run with AUTH_DEV_MODE=true (the tool logs in with echoed codes)
@@ -74,6 +77,7 @@ enum LoadTool {
                 case "--size": size = int()
                 case "--rate": rate = double()
                 case "--conns": conns = int()
+                case "--group": group = int()
                 case "--settle": settle = double()
                 case "--label": label = value()
                 case "--salt": salt = value()
@@ -94,6 +98,7 @@ enum LoadTool {
         switch options.workload {
         case "offline": result = try await offline(options, api)
         case "idle": result = try await idle(options, api)
+        case "fanout": result = try await fanout(options, api)
         default: result = try await relay(options, api)
         }
         var line = result
@@ -181,6 +186,43 @@ enum LoadTool {
             "first_msg_ms": Double((drained.firstAt ?? t3) - t2) / 1e6,
             "ack_latency_ms": percentiles(s.ackLatencies),
             "server_cpu_enqueue_s": mid.cpuSeconds - before.cpuSeconds, "server_cpu_drain_s": after.cpuSeconds - mid.cpuSeconds,
+            "server_rss_mb": after.rssKB / 1024, "loadgen_cpu_s": selfCPU() - cpu0,
+        ]
+    }
+
+    // MARK: fanout
+
+    static func fanout(_ o: Options, _ api: API) async throws -> [String: Any] {
+        let sender = try await api.login("gs")
+        var members: [API.User] = []
+        for i in 0..<o.group { members.append(try await api.login("gm\(i)")) }
+        let group = try await api.call("POST", "/api/v1/chats", ["type": "group", "name": "bench", "member_ids": members.map(\.id)], token: sender.token)
+        guard let chat = group["chat_id"] as? String else { throw LoadError.http("/chats", 201, "no chat_id") }
+        let total = o.group * o.msgs
+        let done = Completion(expected: total)
+        let receivers = try await connectAll(members, api: api) { _ in Receiver(done: done, cumulative: o.cumulativeAck) }
+        let s = Sender(chat: chat, count: o.msgs, window: o.window, size: o.size, rate: o.rate)
+        let sc = try await connect(sender, api: api, handler: s)
+        try await Task.sleep(for: .milliseconds(500))  // members' backlogs (the group's creation) drained
+        let before = ProcStats(pid: o.pid)
+        let cpu0 = selfCPU()
+        let start = DispatchTime.now().uptimeNanoseconds
+        s.start(sc)
+        let finished = await done.wait(timeout: 600)
+        let end = done.lastAt ?? DispatchTime.now().uptimeNanoseconds
+        let after = ProcStats(pid: o.pid)
+        let seconds = Double(end - start) / 1e9
+        var e2e: [UInt64] = []
+        for (receiver, _) in receivers { e2e += receiver.latencies }
+        for connection in [sc] + receivers.map(\.1) { await connection.close() }
+        let delivered = done.count
+        return [
+            "group": o.group, "msgs": o.msgs, "window": o.window, "size": o.size, "rate": o.rate,
+            "sent": o.msgs, "delivered": delivered, "complete": finished,
+            "duration_s": seconds, "delivered_rate": Double(delivered) / seconds,
+            "ack_latency_ms": percentiles(s.ackLatencies), "e2e_latency_ms": percentiles(e2e),
+            "server_cpu_s": after.cpuSeconds - before.cpuSeconds,
+            "server_cpu_us_per_delivery": delivered > 0 ? (after.cpuSeconds - before.cpuSeconds) * 1e6 / Double(delivered) : 0,
             "server_rss_mb": after.rssKB / 1024, "loadgen_cpu_s": selfCPU() - cpu0,
         ]
     }
