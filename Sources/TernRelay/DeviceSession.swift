@@ -388,7 +388,7 @@ public final class DeviceSession: @unchecked Sendable {
         let upTo = ackUpTo
         ackItems = []
         ackUpTo = 0
-        relay.acknowledge(identity: identity, items: items, upTo: upTo)
+        relay.acknowledge(identity: identity, items: items, upTo: upTo, on: eventLoop)
     }
 
     // MARK: typing

@@ -39,6 +39,7 @@ public final class Relay: Sendable {
     public let logger: Logger
     let metrics = RelayMetrics()
     let outbox: LoopOutbox
+    let ackBatches = AckBatches()
 
     public init(store: Store, registry: SessionRegistry = SessionRegistry(), settings: RelaySettings, clock: any TernClock, logger: Logger) {
         self.store = store
@@ -248,31 +249,59 @@ public final class Relay: Sendable {
     }
 
     /// Removes acknowledged entries from a device's mailbox; message entries become
-    /// "delivered" receipts.
-    func acknowledge(identity: DeviceIdentity, items: [AckItem], upTo: UInt64) {
+    /// "delivered" receipts. Called on the session's event loop: the acknowledgements of
+    /// every session on that loop during one loop pass are written in one request (a group
+    /// message acknowledged by 100 members is a few write requests, not 100).
+    func acknowledge(identity: DeviceIdentity, items: [AckItem], upTo: UInt64, on loop: any EventLoop) {
+        if ackBatches.add(AckBatch(identity: identity, items: items, upTo: upTo), for: loop) {
+            loop.execute { self.writeAcks(self.ackBatches.take(for: loop)) }
+        }
+    }
+
+    private func writeAcks(_ batches: [AckBatch]) {
+        guard !batches.isEmpty else { return }
         let now = clock.now()
         let registry = self.registry
+        let logger = self.logger
         store.submit({ tx -> [ReceiptNotice] in
-            var delivered: [MessageID] = []
-            for item in items where try tx.removeFromMailbox(device: identity.deviceNumber, seq: item.seq) {
-                if let message = item.message { delivered.append(message) }
-            }
-            if upTo > 0 {
-                for (_, entry) in try tx.removeFromMailbox(device: identity.deviceNumber, upTo: upTo) where entry.kind == .message {
-                    delivered.append(entry.message)
+            var notices: [ReceiptNotice] = []
+            for batch in batches {
+                let before = tx.mutationCount
+                do {
+                    notices += try Self.applyAcks(tx, batch, now: now, registry: registry)
+                } catch {
+                    // Nothing of this device's acks was written: skip them (they are redelivered
+                    // on its next connect); anything else fails the request, which the writer
+                    // replays without it.
+                    if tx.mutationCount != before || tx.isBroken { throw error }
+                    logger.warning("acknowledgement not stored", metadata: ["relay.device": "\(batch.identity.deviceNumber)", "relay.error": "\(error)"])
                 }
             }
-            return try delivered.compactMap {
-                try Self.advance(tx, $0, user: identity.user, to: .delivered, notify: true, now: now, registry: registry)
-            }
+            return notices
         }) { result in
             switch result {
             case .success(let notices):
-                self.metrics.messagesDelivered.increment(by: items.count)
+                self.metrics.messagesDelivered.increment(by: batches.reduce(0) { $0 + $1.items.count })
                 self.dispatch(notices)
             case .failure(let error):
-                self.logger.warning("acknowledgement not stored", metadata: ["relay.device": "\(identity.deviceNumber)", "relay.error": "\(error)"])
+                self.logger.warning("acknowledgements not stored", metadata: ["relay.devices": "\(batches.count)", "relay.error": "\(error)"])
             }
+        }
+    }
+
+    private static func applyAcks(_ tx: WriteTx, _ batch: AckBatch, now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
+        let identity = batch.identity
+        var delivered: [MessageID] = []
+        for item in batch.items where try tx.removeFromMailbox(device: identity.deviceNumber, seq: item.seq) {
+            if let message = item.message { delivered.append(message) }
+        }
+        if batch.upTo > 0 {
+            for (_, entry) in try tx.removeFromMailbox(device: identity.deviceNumber, upTo: batch.upTo) where entry.kind == .message {
+                delivered.append(entry.message)
+            }
+        }
+        return try delivered.compactMap {
+            try Self.advance(tx, $0, user: identity.user, to: .delivered, notify: true, now: now, registry: registry)
         }
     }
 
@@ -417,6 +446,38 @@ public final class Relay: Sendable {
 extension Relay {
     /// Counts a connection closed for not reading.
     public func recordSlowConsumer() { metrics.slowConsumers.increment() }
+}
+
+/// One session's acknowledgements of one read burst.
+struct AckBatch: Sendable {
+    var identity: DeviceIdentity
+    var items: [AckItem]
+    var upTo: UInt64
+}
+
+/// Acknowledgements waiting for their loop's next pass, per event loop.
+final class AckBatches: @unchecked Sendable {
+    private let lock = Mutex()
+    private var pending: [ObjectIdentifier: [AckBatch]] = [:]
+
+    /// Adds `batch`; true when it is the first for `loop` (the caller schedules the write).
+    func add(_ batch: AckBatch, for loop: any EventLoop) -> Bool {
+        lock.withLock {
+            let key = ObjectIdentifier(loop)
+            let first = pending[key]?.isEmpty ?? true
+            pending[key, default: []].append(batch)
+            return first
+        }
+    }
+
+    func take(for loop: any EventLoop) -> [AckBatch] {
+        lock.withLock {
+            let key = ObjectIdentifier(loop)
+            let batches = pending[key] ?? []
+            pending[key] = []
+            return batches
+        }
+    }
 }
 
 /// The relay's swift-metrics instruments (names in docs/operations.md).

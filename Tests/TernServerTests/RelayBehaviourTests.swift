@@ -172,6 +172,14 @@ struct RelayBehaviourTests {
         let backlog = await drained(wb)
         #expect(backlog.first?.data["message_id"] as? String == id)
         wb.send("message.delivered", ["message_id": id])
+        // The acknowledgement is written asynchronously: wait until it is stored, so that the
+        // read below is a second step and not the first (a read implies delivered).
+        var state: String?
+        for _ in 0..<500 where state != "delivered" {
+            state = try await c.request(.GET, "/api/v1/messages/\(id)/receipts", token: a.accessToken).dataArray.first?["status"] as? String
+            if state != "delivered" { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(state == "delivered")
         #expect(try await c.request(.POST, "/api/v1/messages/read", json: ["chat_id": chat, "up_to_message_id": id], token: b.accessToken).status == 204)
         // A was offline for both: its mailbox holds both receipts, in order.
         try await Task.sleep(for: .milliseconds(200))
