@@ -262,6 +262,28 @@ struct GroupFanOutTests {
         await s.stop()
     }
 
+    @Test("typing in a group reaches the online member devices, never a removed member or the store")
+    func groupTyping() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let users = try await c.users(4)
+        let (a, b, cc, d) = (users[0], users[1], users[2], users[3])
+        let chat = try await c.group(a, [b, cc, d])
+        #expect(try await c.request(.DELETE, "/api/v1/chats/\(chat)/participants/\(d.userID)", token: a.accessToken).status == 204)
+        let clients = [try await c.ws(a), try await c.ws(b), try await c.ws(d)]
+        for ws in clients { _ = await ws.next(event: "mailbox.drained") }
+        let before = try await mailbox(s, cc).count
+        clients[0].send("typing.start", ["chat_id": chat])
+        let typing = try #require(await clients[1].next(event: "typing").frame?["data"] as? [String: Any])
+        #expect(typing["user_id"] as? String == a.userID && typing["typing"] as? Bool == true)
+        #expect(await clients[2].drain(for: .milliseconds(300)).filter { $0["event"] as? String == "typing" }.isEmpty)
+        #expect(try await mailbox(s, cc).count == before)  // cc is offline: nothing stored
+        clients[2].send("typing.start", ["chat_id": chat])
+        #expect((await clients[2].next(event: "error").frame?["data"] as? [String: Any])?["code"] as? String == "NOT_CHAT_MEMBER")
+        for ws in clients { await ws.close() }
+        await s.stop()
+    }
+
     @Test("admin-only mode fails closed: a member's send is refused and nothing is stored")
     func adminOnly() async throws {
         let s = try await InProcessServer.start()
