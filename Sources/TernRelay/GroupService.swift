@@ -120,10 +120,15 @@ public struct GroupService: Sendable {
         try await commit { tx -> ((), [StoredEvent]) in
             var record = try Self.group(tx, chat, actor: actor, admin: true)
             var changed: [String] = []
-            if let name = changes.name, name != record.name { record.name = name; changed.append("name") }
-            if let description = changes.description, description != record.description { record.description = description; changed.append("description") }
-            if let avatarURL = changes.avatarURL, avatarURL != record.avatarURL { record.avatarURL = avatarURL; changed.append("avatar_url") }
-            if let adminOnly = changes.adminOnly, adminOnly != record.adminOnly { record.adminOnly = adminOnly; changed.append("is_admin_only") }
+            func apply<V: Equatable>(_ value: V?, to field: WritableKeyPath<ChatRecord, V>, named name: String) {
+                guard let value, value != record[keyPath: field] else { return }
+                record[keyPath: field] = value
+                changed.append(name)
+            }
+            apply(changes.name, to: \.name, named: "name")
+            apply(changes.description, to: \.description, named: "description")
+            apply(changes.avatarURL, to: \.avatarURL, named: "avatar_url")
+            apply(changes.adminOnly, to: \.adminOnly, named: "is_admin_only")
             guard !changed.isEmpty else { return ((), []) }
             record.updatedAt = now
             try tx.putChat(chat, record)
