@@ -65,6 +65,7 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
 ///  payload (data: canonical JSON object) | reply_to (str message id, "" = none) |
 ///  created_at (i64) | recipients (u32) | delivered (u32) | read (u32) | flags (u8)`
 ///
+/// `flags`: bit 0 deleted for everyone, bit 1 a system message (group events).
 /// `recipients` is the number of users the message was addressed to; `delivered`/`read`
 /// count those who reached that state, so the sender's aggregate (the minimum over
 /// recipients) is a comparison, not a scan.
