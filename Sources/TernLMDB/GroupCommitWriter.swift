@@ -262,69 +262,63 @@ class WriteRequest: @unchecked Sendable {
     @usableFromInline func deliver() { fatalError("abstract") }
 }
 
+/// A write whose closure returns a `T`: runs it and keeps the outcome; subclasses say how the
+/// outcome reaches the caller.
 @usableFromInline
-final class TypedWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
+class OutcomeWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
     let body: @Sendable (LMDBTransaction) throws -> T
-    let continuation: UnsafeContinuation<T, any Error>
     var outcome: Result<T, any Error>?
+
+    @usableFromInline
+    init(body: @escaping @Sendable (LMDBTransaction) throws -> T) {
+        self.body = body
+    }
+
+    override func execute(_ txn: LMDBTransaction) -> Bool {
+        do {
+            outcome = .success(try body(txn))
+            return true
+        } catch {
+            outcome = .failure(error)
+            return false
+        }
+    }
+
+    @usableFromInline override func fail(_ error: any Error) { outcome = .failure(error) }
+
+    override func failIfSucceeded(_ error: any Error) {
+        if case .success = outcome { outcome = .failure(error) }
+    }
+
+    /// The outcome to hand over (a request the writer never ran was stopped).
+    var result: Result<T, any Error> { outcome ?? .failure(WriterStoppedError()) }
+}
+
+/// A write awaited by an async caller.
+@usableFromInline
+final class TypedWriteRequest<T: Sendable>: OutcomeWriteRequest<T>, @unchecked Sendable {
+    let continuation: UnsafeContinuation<T, any Error>
 
     @usableFromInline
     init(body: @escaping @Sendable (LMDBTransaction) throws -> T, continuation: UnsafeContinuation<T, any Error>) {
-        self.body = body
         self.continuation = continuation
-    }
-
-    override func execute(_ txn: LMDBTransaction) -> Bool {
-        do {
-            outcome = .success(try body(txn))
-            return true
-        } catch {
-            outcome = .failure(error)
-            return false
-        }
-    }
-
-    @usableFromInline override func fail(_ error: any Error) { outcome = .failure(error) }
-
-    override func failIfSucceeded(_ error: any Error) {
-        if case .success = outcome { outcome = .failure(error) }
+        super.init(body: body)
     }
 
     /// Each request is delivered exactly once (the writer drops it from its batch after).
-    @usableFromInline override func deliver() {
-        continuation.resume(with: outcome ?? .failure(WriterStoppedError()))
-    }
+    @usableFromInline override func deliver() { continuation.resume(with: result) }
 }
 
+/// A write whose completion runs on the writer thread after the commit.
 @usableFromInline
-final class CallbackWriteRequest<T: Sendable>: WriteRequest, @unchecked Sendable {
-    let body: @Sendable (LMDBTransaction) throws -> T
+final class CallbackWriteRequest<T: Sendable>: OutcomeWriteRequest<T>, @unchecked Sendable {
     let completion: @Sendable (Result<T, any Error>) -> Void
-    var outcome: Result<T, any Error>?
 
     @usableFromInline
     init(body: @escaping @Sendable (LMDBTransaction) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
-        self.body = body
         self.completion = completion
+        super.init(body: body)
     }
 
-    override func execute(_ txn: LMDBTransaction) -> Bool {
-        do {
-            outcome = .success(try body(txn))
-            return true
-        } catch {
-            outcome = .failure(error)
-            return false
-        }
-    }
-
-    @usableFromInline override func fail(_ error: any Error) { outcome = .failure(error) }
-
-    override func failIfSucceeded(_ error: any Error) {
-        if case .success = outcome { outcome = .failure(error) }
-    }
-
-    @usableFromInline override func deliver() {
-        completion(outcome ?? .failure(WriterStoppedError()))
-    }
+    @usableFromInline override func deliver() { completion(result) }
 }
