@@ -50,8 +50,7 @@ public struct ChatService: Sendable {
     public func chat(_ chat: TernID, viewer: TernID) async throws -> [UInt8] {
         let now = clock.now()
         return try await store.read { tx in
-            guard try tx.chat(chat) != nil else { throw TernError(.chatNotFound, "chat not found") }
-            guard try tx.member(chat: chat, user: viewer) != nil else { throw TernError(.notChatMember, "you are not a member of this chat") }
+            _ = try tx.membership(chat: chat, user: viewer)
             return try Self.chatJSON(tx, chat: chat, viewer: viewer, now: now)
         }
     }
@@ -299,5 +298,16 @@ public struct ChatService: Sendable {
     /// The newest message seq of a chat (for "mark everything read").
     public func lastSeq(chat: TernID) async throws -> UInt64 {
         try await store.read { tx in try tx.chatHead(chat)?.lastSeq ?? 0 }
+    }
+}
+
+extension ReadTx {
+    /// The chat and `user`'s membership in it: 404 `CHAT_NOT_FOUND` when there is no such
+    /// chat, 403 `NOT_CHAT_MEMBER` when `user` is not in it. The check every chat route and
+    /// frame starts with.
+    func membership(chat: TernID, user: TernID) throws -> (chat: ChatRecord, member: MemberRecord) {
+        guard let record = try self.chat(chat) else { throw TernError(.chatNotFound, "chat not found") }
+        guard let member = try member(chat: chat, user: user) else { throw TernError(.notChatMember, "you are not a member of this chat") }
+        return (record, member)
     }
 }

@@ -266,8 +266,7 @@ public struct GroupService: Sendable {
     /// The members with their roles, for members only.
     public func members(chat: TernID, viewer: TernID) async throws -> [UInt8] {
         try await store.read { tx in
-            guard try tx.chat(chat) != nil else { throw TernError(.chatNotFound, "chat not found") }
-            guard try tx.member(chat: chat, user: viewer) != nil else { throw TernError(.notChatMember, "you are not a member of this chat") }
+            _ = try tx.membership(chat: chat, user: viewer)
             let members = try tx.members(of: chat)
             var w = JSONWriter(capacity: 160 * members.count + 64)
             w.beginObject()
@@ -311,8 +310,7 @@ public struct GroupService: Sendable {
     /// The group `chat` if `actor` is a member (an admin when `admin`): 404 for no such
     /// chat, 403 for a non-member or non-admin, 400 for a direct chat.
     static func group(_ tx: WriteTx, _ chat: TernID, actor: TernID, admin: Bool) throws -> ChatRecord {
-        guard let record = try tx.chat(chat) else { throw TernError(.chatNotFound, "chat not found") }
-        guard let member = try tx.member(chat: chat, user: actor) else { throw TernError(.notChatMember, "you are not a member of this chat") }
+        let (record, member) = try tx.membership(chat: chat, user: actor)
         guard record.kind == .group else { throw TernError.validation("this is a direct chat, not a group") }
         if admin && member.role != .admin { throw TernError(.notAdmin, "only group admins can do this") }
         return record

@@ -147,10 +147,7 @@ public final class Relay: Sendable {
         _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity
     ) throws -> SendResult {
         let now = draft.createdAt
-        guard let chat = try tx.chat(command.chat) else { throw TernError(.chatNotFound, "chat not found") }
-        guard let membership = try tx.member(chat: command.chat, user: sender.user) else {
-            throw TernError(.notChatMember, "you are not a member of this chat")
-        }
+        let (chat, membership) = try tx.membership(chat: command.chat, user: sender.user)
         let members = try tx.memberIDs(of: command.chat)
         if chat.kind == .direct, let other = members.first(where: { $0 != sender.user }), try tx.eitherBlocked(sender.user, other) {
             throw TernError(.userBlocked, "you cannot message this user")
@@ -365,8 +362,7 @@ public final class Relay: Sendable {
     /// with 403/404 for non-members.
     func typingAudience(chat: TernID, user: TernID, on eventLoop: any EventLoop) -> EventLoopFuture<[TernID]> {
         store.read(on: eventLoop) { tx in
-            guard let record = try tx.chat(chat) else { throw TernError(.chatNotFound, "chat not found") }
-            guard try tx.member(chat: chat, user: user) != nil else { throw TernError(.notChatMember, "you are not a member of this chat") }
+            let record = try tx.membership(chat: chat, user: user).chat
             let others = try tx.memberIDs(of: chat).filter { $0 != user }
             if record.kind == .direct, let other = others.first, try tx.eitherBlocked(user, other) { return [] }
             return others
