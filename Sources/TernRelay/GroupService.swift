@@ -59,6 +59,22 @@ struct MailboxDelivery: Sendable {
     var seq: UInt64
 }
 
+extension WriteTx {
+    /// Puts one encoded entry into the mailbox of every active device of `users` (distinct
+    /// users, in order) except the device `skipping`: the fan-out of messages and group
+    /// events.
+    func fanOut(_ encoded: [UInt8], to users: [TernID], skipping: UInt64? = nil) throws -> [MailboxDelivery] {
+        var deliveries: [MailboxDelivery] = []
+        deliveries.reserveCapacity(users.count)
+        for user in users {
+            for device in try activeDeviceNumbers(of: user) where device != skipping {
+                deliveries.append(MailboxDelivery(device: device, seq: try appendToMailbox(device: device, encoded: encoded)))
+            }
+        }
+        return deliveries
+    }
+}
+
 /// Group chats over the store and the relay.
 public struct GroupService: Sendable {
     public let relay: Relay
@@ -360,7 +376,7 @@ public struct GroupService: Sendable {
     }
 
     /// Appends the system message of `event` to the chat's history and copies the event's
-    /// frame into the mailbox of every device of every user in `audience`.
+    /// frame into the mailbox of every device of every user in `audience` (distinct users).
     ///
     /// The frame's data: `chat_id`, `message_id` (of the system message), `event`, the
     /// event's own fields, `created_at`, `timestamp`. The system message's payload: `event`,
@@ -394,13 +410,7 @@ public struct GroupService: Sendable {
         w.endObject()
         let data = w.bytes
         let encoded = MailboxEntry(kind: .event, event: event, data: data, message: id, sender: actor).encoded()
-        var deliveries: [MailboxDelivery] = []
-        var seen: Set<TernID> = []
-        for user in audience where seen.insert(user).inserted {
-            for device in try tx.activeDeviceNumbers(of: user) {
-                deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: encoded)))
-            }
-        }
+        let deliveries = try tx.fanOut(encoded, to: audience)
         return StoredEvent(event: event, data: data, message: id, deliveries: deliveries)
     }
 }

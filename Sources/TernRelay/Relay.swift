@@ -179,16 +179,7 @@ public final class Relay: Sendable {
         let data = template.data(id: id)
         // Encoded once for every device: a group message is serialized once, not per member.
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user).encoded()
-        var deliveries: [MailboxDelivery] = []
-        deliveries.reserveCapacity(recipients.count + 1)
-        for user in recipients {
-            for device in try tx.activeDeviceNumbers(of: user) {
-                deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: entry)))
-            }
-        }
-        for device in try tx.activeDeviceNumbers(of: sender.user) where device != sender.deviceNumber {
-            deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: entry)))
-        }
+        let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber)
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
 
