@@ -133,8 +133,26 @@ var targets: [Target] = [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ],
+        swiftSettings: strict
+    ),
+
+    // Operator tools (Ops/TernOps): read-only inspection of a live store in short read
+    // transactions, hot backup/restore, integrity check, and the admin API client. The
+    // `tern` subcommands over it are thin.
+    .target(
+        name: "TernOps",
+        dependencies: [
+            "TernStore", "TernLMDB", "TernCore", "TernConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        path: "Ops/TernOps",
         swiftSettings: strict
     ),
 
@@ -142,7 +160,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "tern",
         dependencies: [
-            "TernServer", "TernConfig", "TernAuth", "TernStore", "CJemalloc",
+            "TernServer", "TernConfig", "TernAuth", "TernStore", "TernOps", "CJemalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -169,7 +187,7 @@ var targets: [Target] = [
         name: "TernServerTests",
         dependencies: [
             "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernTestSupport", "tern",
-            "TernWSClient", "TernRelay", "TernWire",
+            "TernWSClient", "TernRelay", "TernWire", "TernOps", "TernLMDB",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -79,9 +79,9 @@ public final class AuthService: Sendable {
     private let clock: any TernClock
     private let ipLimiter: RateLimiter
     private let logger: Logger
-    /// Called after the commit that ended a session (logout, refresh reuse), so that live
-    /// connections of that session can be closed.
-    private let sessionEnded: @Sendable (_ session: TernID, _ user: TernID) -> Void
+    /// Called after the commit that ended a session (logout, refresh reuse, an operator), so
+    /// that live connections of that session can be closed.
+    private let sessionEnded: @Sendable (_ session: TernID, _ user: TernID, _ reason: RevocationReason) -> Void
 
     /// Login device platforms accepted (the seed's device_tokens CHECK, plus desktop).
     public static let platforms: Set<String> = ["android", "ios", "web", "desktop"]
@@ -89,7 +89,7 @@ public final class AuthService: Sendable {
     public init(
         store: Store, tokens: TokenService, settings: AuthSettings, otpKey: [UInt8],
         sender: any CodeSender, clock: any TernClock, logger: Logger,
-        sessionEnded: @escaping @Sendable (_ session: TernID, _ user: TernID) -> Void = { _, _ in }
+        sessionEnded: @escaping @Sendable (_ session: TernID, _ user: TernID, _ reason: RevocationReason) -> Void = { _, _, _ in }
     ) {
         precondition(otpKey.count == MessageAuthentication.keyLength, "OTP key must be 32 bytes")
         self.store = store
@@ -252,7 +252,7 @@ public final class AuthService: Sendable {
         case .rejected(let error):
             throw error
         case .granted(let user, let isNew, let device, let session, let refresh, let replaced):
-            if let replaced { sessionEnded(replaced, user.id) }
+            if let replaced { sessionEnded(replaced, user.id, .replaced) }
             let claims = tokens.claims(userID: user.id, sessionID: session.id, deviceID: device.clientID, deviceNumber: device.number)
             return LoginGrant(
                 user: user, isNewUser: isNew, device: device, session: session,
@@ -309,7 +309,7 @@ public final class AuthService: Sendable {
         case .rejected(let error):
             throw error
         case .revoked(let session, let error):
-            sessionEnded(session.id, session.userID)
+            sessionEnded(session.id, session.userID, .refreshReuse)
             throw error
         case .rotated(let session, let device, let refresh):
             let claims = tokens.claims(userID: session.userID, sessionID: session.id, deviceID: device.clientID, deviceNumber: device.number)
@@ -329,20 +329,76 @@ public final class AuthService: Sendable {
         let ended = try await store.write { tx -> SessionRecord? in
             var sessionID = claims?.sessionID
             if let hash, let record = try tx.refreshToken(hash: hash) { sessionID = record.sessionID }
-            guard let sessionID, var session = try tx.session(sessionID), session.revokedAt == nil else { return nil }
-            session.revokedAt = now
-            session.revokeReason = .logout
-            try tx.putSession(session)
-            try tx.deactivateDevice(number: session.deviceNumber, session: session.id)
-            for (token, record) in try tx.pushTokens(of: session.userID) where record.deviceNumber == session.deviceNumber {
-                try tx.deletePushToken(token)
-            }
-            try tx.putPresence(session.userID, PresenceRecord(lastSeen: now))
-            return session
+            guard let sessionID else { return nil }
+            return try Self.end(tx, session: sessionID, reason: .logout, now: now)
         }
         guard let ended else { return false }
-        sessionEnded(ended.id, ended.userID)
+        sessionEnded(ended.id, ended.userID, .logout)
         return true
+    }
+
+    /// Ends a live session in `tx`: marks it revoked, deactivates its device and drops that
+    /// device's push tokens. Returns the session, or nil when it was not live.
+    private static func end(_ tx: WriteTx, session id: TernID, reason: RevocationReason, now: Timestamp) throws -> SessionRecord? {
+        guard var session = try tx.session(id), session.revokedAt == nil else { return nil }
+        session.revokedAt = now
+        session.revokeReason = reason
+        try tx.putSession(session)
+        try tx.deactivateDevice(number: session.deviceNumber, session: session.id)
+        for (token, record) in try tx.pushTokens(of: session.userID) where record.deviceNumber == session.deviceNumber {
+            try tx.deletePushToken(token)
+        }
+        try tx.putPresence(session.userID, PresenceRecord(lastSeen: now))
+        return session
+    }
+
+    // MARK: operator actions (admin API)
+
+    /// Ends the live session of device `number` (an operator's revoke). Nil: no such device;
+    /// otherwise the number of sessions ended (0 when it had none live).
+    public func revokeDevice(number: UInt64) async throws -> Int? {
+        let now = clock.now()
+        let ended = try await store.write { tx -> [SessionRecord]? in
+            guard let device = try tx.device(number: number) else { return nil }
+            return try Self.end(tx, session: device.sessionID, reason: .admin, now: now).map { [$0] } ?? []
+        }
+        for session in ended ?? [] { sessionEnded(session.id, session.userID, .admin) }
+        return ended?.count
+    }
+
+    /// Ends every live session of `user`; with `disable` also marks the account disabled
+    /// (login and every token refused until enabled again). Nil: no such user.
+    public func revokeUser(_ user: TernID, disable: Bool = false) async throws -> Int? {
+        let now = clock.now()
+        let ended = try await store.write { tx -> [SessionRecord]? in
+            guard var record = try tx.user(user) else { return nil }
+            if disable && !record.disabled {
+                record.disabled = true
+                record.updatedAt = now
+                try tx.putUser(record)
+            }
+            var ended: [SessionRecord] = []
+            for device in try tx.devices(of: user) {
+                if let session = try Self.end(tx, session: device.sessionID, reason: .admin, now: now) { ended.append(session) }
+            }
+            return ended
+        }
+        for session in ended ?? [] { sessionEnded(session.id, session.userID, .admin) }
+        return ended?.count
+    }
+
+    /// Lets a disabled user log in again (their old sessions stay ended). Nil: no such user;
+    /// otherwise whether the account was disabled before.
+    public func enableUser(_ user: TernID) async throws -> Bool? {
+        let now = clock.now()
+        return try await store.write { tx -> Bool? in
+            guard var record = try tx.user(user) else { return nil }
+            guard record.disabled else { return false }
+            record.disabled = false
+            record.updatedAt = now
+            try tx.putUser(record)
+            return true
+        }
     }
 
     // MARK: checking requests

@@ -142,6 +142,12 @@ public enum SecretFiles {
         }
     }
 
+    /// A bearer token (32 random bytes, base64url) stored at `path`, created on first use;
+    /// the admin API's token when `admin.token` is not configured.
+    public static func loadOrCreateToken(_ path: String) throws -> String {
+        Base64URL.encode(try loadOrCreate(path, length: 32))
+    }
+
     /// The `length`-byte secret stored (base64url) at `path`, created on first use.
     public static func loadOrCreate(_ path: String, length: Int) throws -> [UInt8] {
         if let data = FileManager.default.contents(atPath: path) {

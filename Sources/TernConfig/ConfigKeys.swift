@@ -123,6 +123,16 @@ public enum ConfigKeys {
                   help: "Members of one group at most, the creator included; enforced on create and on add."),
         ConfigKey(name: "log.level", kind: .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]),
                   defaultValue: "info", help: "Lowest log level printed."),
+        ConfigKey(name: "log.format", kind: .choice(["text", "json"]), defaultValue: "text",
+                  help: "Log lines as human text or as one JSON object per line (for log shippers)."),
+        ConfigKey(name: "admin.host", kind: .string, defaultValue: "127.0.0.1",
+                  help: "Address of the admin listener (purge, revoke, disable). Loopback by default: keep it private."),
+        ConfigKey(name: "admin.port", kind: .int(-1...65535), defaultValue: "8081",
+                  help: "Port of the admin listener (0 = any free port; -1 = no admin listener)."),
+        ConfigKey(name: "admin.token", kind: .string, defaultValue: "",
+                  help: "Bearer token of the admin API (at least 32 characters). Empty: a random token is kept in <data>/keys/admin.token."),
+        ConfigKey(name: "shutdown.drain_window", kind: .duration(0...600), defaultValue: "5s",
+                  help: "On SIGTERM, live WebSocket sessions are closed (1001) spread over this window so clients do not reconnect at once."),
     ]
 
     /// The key named `name`, if any.

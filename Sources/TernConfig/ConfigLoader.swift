@@ -150,8 +150,8 @@ public enum ConfigLoader {
 }
 
 /// Typed parsers for configuration values.
-enum ConfigValue {
-    static func duration(_ text: String) -> Duration? {
+public enum ConfigValue {
+    public static func duration(_ text: String) -> Duration? {
         let t = text.trimmingWhitespace()
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, millis) in units where t.hasSuffix(suffix) {

@@ -41,6 +41,11 @@ public struct TernConfiguration: Sendable {
     public var relayTypingTTL: Duration = .seconds(5)
     public var groupMaxMembers = 1024
     public var logLevel = "info"
+    public var logFormat = "text"
+    public var adminHost = "127.0.0.1"
+    public var adminPort = 8081
+    public var adminToken = ""
+    public var drainWindow: Duration = .seconds(5)
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
 
@@ -50,6 +55,10 @@ public struct TernConfiguration: Sendable {
     public var storePath: String { dataDirectory + "/store" }
     /// Signing keys and secrets.
     public var keysPath: String { dataDirectory + "/keys" }
+    /// The admin token file used when `admin.token` is empty.
+    public var adminTokenPath: String { keysPath + "/admin.token" }
+    /// Whether the admin listener runs.
+    public var adminEnabled: Bool { adminPort >= 0 }
     /// Dev mode turns the echo on.
     public var echoesOTP: Bool { otpEcho || devMode }
 
@@ -152,6 +161,15 @@ public struct TernConfiguration: Sendable {
         config.relayTypingTTL = duration("relay.typing_ttl") ?? config.relayTypingTTL
         config.groupMaxMembers = int("groups.max_members") ?? config.groupMaxMembers
         config.logLevel = choice("log.level") ?? config.logLevel
+        config.logFormat = choice("log.format") ?? config.logFormat
+        config.adminHost = string("admin.host")
+        if config.adminHost.isEmpty { fail("admin.host", "must not be empty") }
+        config.adminPort = int("admin.port") ?? config.adminPort
+        config.adminToken = string("admin.token").trimmingWhitespace()
+        if !config.adminToken.isEmpty && config.adminToken.count < 32 {
+            fail("admin.token", "must be at least 32 characters (or empty for a generated token)")
+        }
+        config.drainWindow = duration("shutdown.drain_window") ?? config.drainWindow
 
         // Rules that span keys.
         if config.otpSender == "webhook" && config.webhookURL.isEmpty {
@@ -169,7 +187,8 @@ public struct TernConfiguration: Sendable {
 
         config.sources = ConfigKeys.all.map { key in
             let v = raw.values[key.name]!
-            let shown = key.name == "auth.webhook_token" && !v.value.isEmpty ? "(set)" : v.value
+            let secret = key.name == "auth.webhook_token" || key.name == "admin.token"
+            let shown = secret && !v.value.isEmpty ? "(set)" : v.value
             return (key.name, shown, v.source)
         }
         if problems.isEmpty { return .success(config) }

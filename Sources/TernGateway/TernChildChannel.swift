@@ -158,6 +158,10 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
             refusal.value = UpgradeRefusal(error: TernError.notFound("no WebSocket endpoint at \(path)"))
             return channel.eventLoop.makeSucceededFuture(nil)
         }
+        if relay.isDraining {
+            refusal.value = UpgradeRefusal(error: TernError(.shuttingDown, "the server is shutting down; reconnect shortly", retryAfter: 5))
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
         var token: String?
         if let header = head.headers.first(name: "Authorization") {
             let parts = header.split(separator: " ", maxSplits: 1)

@@ -57,6 +57,26 @@ public final class LMDBTransaction {
         try withValue(db, key) { _ in true } ?? false
     }
 
+    /// Pages on LMDB's free list (reusable without growing the file): the sum of the page
+    /// counts stored in the free database (dbi 0), each value starting with its count.
+    public func freePageCount() throws -> Int {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, 0, &cursor), "mdb_cursor_open(free list)")
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val()
+        var v = MDB_val()
+        var total = 0
+        var rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
+        while rc == MDB_SUCCESS {
+            if v.mv_size >= MemoryLayout<Int>.size, let data = v.mv_data {
+                total += data.loadUnaligned(as: Int.self)
+            }
+            rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(free list)") }
+        return total
+    }
+
     /// Number of entries in `db`.
     public func count(_ db: LMDBDatabase) throws -> Int {
         var stat = MDB_stat()

@@ -409,7 +409,7 @@ public struct GroupService: Sendable {
         w.member("timestamp", now.milliseconds)
         w.endObject()
         let data = w.bytes
-        let encoded = MailboxEntry(kind: .event, event: event, data: data, message: id, sender: actor).encoded()
+        let encoded = MailboxEntry(kind: .event, event: event, data: data, message: id, sender: actor, enqueuedAt: now).encoded()
         let deliveries = try tx.fanOut(encoded, to: audience)
         return StoredEvent(event: event, data: data, message: id, deliveries: deliveries)
     }

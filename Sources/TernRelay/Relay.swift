@@ -40,6 +40,7 @@ public final class Relay: Sendable {
     let metrics = RelayMetrics()
     let outbox: LoopOutbox
     let ackBatches = AckBatches()
+    let drainFlag = DrainFlag()
 
     public init(store: Store, registry: SessionRegistry = SessionRegistry(), settings: RelaySettings, clock: any TernClock, logger: Logger) {
         self.store = store
@@ -178,7 +179,7 @@ public final class Relay: Sendable {
         try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
         let data = template.data(id: id)
         // Encoded once for every device: a group message is serialized once, not per member.
-        let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user).encoded()
+        let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: data, message: id, sender: sender.user, enqueuedAt: now).encoded()
         let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber)
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
@@ -216,7 +217,7 @@ public final class Relay: Sendable {
             if registry.isOnline(device: device) {
                 notice.live.append(device)
             } else {
-                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: sender)
+                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: sender, enqueuedAt: now)
                 notice.stored.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
             }
         }
@@ -419,10 +420,10 @@ public final class Relay: Sendable {
     }
 
     /// Closes every live session of the login session `session` (logout, revocation).
-    public func disconnect(session: TernID, user: TernID) {
+    public func disconnect(session: TernID, user: TernID, reason: String) {
         for device in registry.sessions(user: user) where device.identity.session == session {
             device.eventLoop.execute {
-                device.send(OutboundFrame.make("session.revoked") { w in w.member("reason", "logged out") })
+                device.send(OutboundFrame.make("session.revoked") { w in w.member("reason", reason) })
                 device.connection.flush()
                 device.connection.close(code: CloseCode.unauthorized, reason: "session ended")
             }

@@ -46,4 +46,6 @@ public enum CloseCode {
     public static let slowConsumer: UInt16 = 4008
     /// No frame (not even a pong) within the idle timeout.
     public static let idle: UInt16 = 4002
+    /// An operator purged the device's mailbox; reconnecting starts from an empty mailbox.
+    public static let purged: UInt16 = 4009
 }

@@ -18,6 +18,7 @@ import TernGateway
 import TernLMDB
 import TernRelay
 import TernStore
+import UnixSignals
 
 /// A configured, not yet running server.
 public final class TernServer: Sendable {
@@ -30,6 +31,7 @@ public final class TernServer: Sendable {
     private let clock: any TernClock
     private let httpClient: HTTPClient?
     private let responder: RouterResponder<TernRequestContext>
+    private let adminResponder: RouterResponder<TernRequestContext>?
     private let group = GroupBox()
 
     /// Opens the store and keys and builds the API. `metricsText` renders `/metrics`.
@@ -90,14 +92,23 @@ public final class TernServer: Sendable {
             auth = AuthService(
                 store: store, tokens: TokenService(keyRing: keyRing, clock: clock, accessTTL: configuration.accessTTL),
                 settings: settings, otpKey: otpKey, sender: sender, clock: clock, logger: logger,
-                sessionEnded: { session, user in relay.disconnect(session: session, user: user) })
+                sessionEnded: { session, user, reason in relay.disconnect(session: session, user: user, reason: reason.text) })
         } catch {
             // The store opened; close it before giving up.
             let store = self.store
             Task { await store.close() }
             throw error
         }
-        let draining = group
+        if configuration.adminEnabled {
+            let token = configuration.adminToken.isEmpty
+                ? try SecretFiles.loadOrCreateToken(configuration.adminTokenPath) : configuration.adminToken
+            let auth = self.auth
+            adminResponder = buildAdminRouter(
+                AdminDependencies(auth: auth, relay: relay, token: token, isDraining: { relay.isDraining })
+            ).buildResponder()
+        } else {
+            adminResponder = nil
+        }
         responder = buildRouter(
             APIDependencies(
                 store: store, auth: auth, relay: relay, clock: clock, maxBodySize: configuration.maxBodySize,
@@ -105,14 +116,16 @@ public final class TernServer: Sendable {
                 ipLimit: configuration.effective(configuration.ipRateLimit),
                 userLimit: configuration.effective(configuration.userRateLimit),
                 echoOTP: configuration.echoesOTP, metricsText: metricsText,
-                notReadyReason: { draining.isDraining ? "draining" : nil })
+                notReadyReason: { relay.isDraining ? "draining" : nil })
         ).buildResponder()
     }
 
-    /// Runs until shutdown. `onListening` gets the bound port (useful with port 0).
-    public func run(handleSignals: Bool, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Runs until shutdown. `onListening` gets the bound ports (useful with port 0) once
+    /// the HTTP listener and, when enabled, the admin listener are up.
+    public func run(handleSignals: Bool, onListening: @escaping @Sendable (ListeningPorts) async -> Void = { _ in }) async throws {
         let logger = self.logger
         let configuration = self.configuration
+        let ports = PortsBox(expectAdmin: adminResponder != nil)
         var gateway = GatewaySettings()
         gateway.hardFrameLimit = max(configuration.relayMaxMessageBytes, 1 << 20)
         let app = Application(
@@ -124,18 +137,31 @@ public final class TernServer: Sendable {
                 logger.notice(
                     "tern is listening",
                     metadata: ["http.address": "\(configuration.httpHost):\(port)", "store.path": "\(configuration.storePath)"])
-                await onListening(port)
+                if let all = ports.set(http: port) { await onListening(all) }
             },
             logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: StoreService(store: store), serviceName: "store"),
+            .init(service: HousekeepingService(auth: auth, keyRing: keyRing, interval: configuration.keyReloadInterval, logger: logger), serviceName: "housekeeping"),
+        ]
+        if let adminResponder {
+            let admin = Application(
+                responder: adminResponder,
+                configuration: .init(address: .hostname(configuration.adminHost, port: configuration.adminPort), serverName: "tern-admin"),
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? configuration.adminPort
+                    logger.notice("admin API is listening", metadata: ["admin.address": "\(configuration.adminHost):\(port)"])
+                    if let all = ports.set(admin: port) { await onListening(all) }
+                },
+                logger: logger)
+            services.append(.init(service: admin, serviceName: "admin"))
+        }
+        // Services stop in reverse order: signals, then HTTP (remaining connections get
+        // 1001), then admin, housekeeping, and the store last (after the writer flushed).
+        services.append(.init(service: app, serviceName: "http"))
+        if handleSignals { services.append(.init(service: SignalService(server: self), serviceName: "signals")) }
         let serviceGroup = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: StoreService(store: store), serviceName: "store"),
-                    .init(service: HousekeepingService(auth: auth, keyRing: keyRing, interval: configuration.keyReloadInterval, logger: logger), serviceName: "housekeeping"),
-                    .init(service: app, serviceName: "http"),
-                ],
-                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
         group.set(serviceGroup)
         defer { group.set(nil) }
         do {
@@ -150,23 +176,74 @@ public final class TernServer: Sendable {
         logger.notice("tern stopped")
     }
 
-    /// Starts a graceful shutdown (as SIGTERM would).
+    /// A graceful shutdown (what SIGTERM does): readiness turns 503 and new WebSocket
+    /// upgrades are refused at once; live sessions are closed with 1001 spread over
+    /// `shutdown.drain_window`; then the listeners stop, queued writes commit and the store
+    /// closes. A second call while draining skips the rest of the window.
     public func shutdown() async {
-        group.markDraining()
+        if group.beginShutdown() {
+            await relay.drain(over: configuration.drainWindow)
+        }
         await group.get()?.triggerGracefulShutdown()
     }
 }
 
-/// The service group, reachable from `shutdown()`, and the draining flag for `/ready`.
+/// The bound ports of a running server.
+public struct ListeningPorts: Sendable {
+    public var http: Int
+    /// Nil when the admin listener is off (`admin.port = -1`).
+    public var admin: Int?
+}
+
+/// Collects the ports as the listeners come up; hands them out once all are known.
+final class PortsBox: Sendable {
+    private let lock = Mutex()
+    nonisolated(unsafe) private var http: Int?
+    nonisolated(unsafe) private var admin: Int?
+    private let expectAdmin: Bool
+
+    init(expectAdmin: Bool) { self.expectAdmin = expectAdmin }
+
+    func set(http port: Int) -> ListeningPorts? { lock.withLock { http = port; return complete() } }
+    func set(admin port: Int) -> ListeningPorts? { lock.withLock { admin = port; return complete() } }
+
+    private func complete() -> ListeningPorts? {
+        guard let http, !expectAdmin || admin != nil else { return nil }
+        return ListeningPorts(http: http, admin: admin)
+    }
+}
+
+/// SIGTERM/SIGINT: the first starts the graceful shutdown (drain), a second one skips the
+/// rest of the drain window.
+struct SignalService: Service {
+    let server: TernServer
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                let server = self.server
+                Task { await server.shutdown() }
+            }
+        }
+    }
+}
+
+/// The service group, reachable from `shutdown()`, and whether a shutdown began.
 final class GroupBox: @unchecked Sendable {
     private let lock = Mutex()
     private var group: ServiceGroup?
-    private var draining = false
+    private var shuttingDown = false
 
     func set(_ group: ServiceGroup?) { lock.withLock { self.group = group } }
     func get() -> ServiceGroup? { lock.withLock { group } }
-    func markDraining() { lock.withLock { draining = true } }
-    var isDraining: Bool { lock.withLock { draining } }
+    /// True for the first caller only.
+    func beginShutdown() -> Bool {
+        lock.withLock {
+            defer { shuttingDown = true }
+            return !shuttingDown
+        }
+    }
 }
 
 /// Keeps the store's upkeep running; on shutdown closes it (after the HTTP service stopped,

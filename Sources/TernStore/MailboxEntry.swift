@@ -13,24 +13,28 @@ public enum MailboxKind: UInt8, Sendable {
 /// One frame waiting in a device's mailbox. Table `mailbox`, key = device number (u64) ‖
 /// seq (u64), so a device's entries are contiguous and in delivery order.
 ///
-/// Layout v1: `kind (u8) | event (str) | data (data: the frame's JSON data object) |
-///  chat (16) | message seq (u64) | sender (16)` — the last three name the message the frame
-///  is about (for acknowledgements and receipts).
+/// Layout v2: `kind (u8) | event (str) | data (data: the frame's JSON data object) |
+///  chat (16) | message seq (u64) | sender (16) | enqueued at (i64 ms)` — chat, seq and sender
+///  name the message the frame is about (for acknowledgements and receipts); the enqueue time
+///  is for operators (oldest pending age). v1 entries (no enqueue time) read as enqueued at 0.
 public struct MailboxEntry: StoreRecord, Equatable {
-    public static let layoutVersion: UInt8 = 1
+    public static let layoutVersion: UInt8 = 2
 
     public var kind: MailboxKind
     public var event: String
     public var data: [UInt8]
     public var message: MessageID
     public var sender: TernID
+    /// When the entry was committed to the mailbox (0 for entries written by layout v1).
+    public var enqueuedAt: Timestamp
 
-    public init(kind: MailboxKind, event: String, data: [UInt8], message: MessageID, sender: TernID) {
+    public init(kind: MailboxKind, event: String, data: [UInt8], message: MessageID, sender: TernID, enqueuedAt: Timestamp) {
         self.kind = kind
         self.event = event
         self.data = data
         self.message = message
         self.sender = sender
+        self.enqueuedAt = enqueuedAt
     }
 
     public func encode(into w: inout ByteWriter) {
@@ -40,6 +44,7 @@ public struct MailboxEntry: StoreRecord, Equatable {
         w.id(message.chat)
         w.u64(message.seq)
         w.id(sender)
+        w.timestamp(enqueuedAt)
     }
 
     public init(from r: inout ByteReader, version: UInt8) throws(StoreError) {
@@ -49,6 +54,7 @@ public struct MailboxEntry: StoreRecord, Equatable {
         data = try r.data()
         message = MessageID(chat: try r.id(), seq: try r.u64())
         sender = try r.id()
+        enqueuedAt = version >= 2 ? try r.timestamp() : Timestamp(milliseconds: 0)
     }
 }
 

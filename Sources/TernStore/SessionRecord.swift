@@ -11,6 +11,17 @@ public enum RevocationReason: UInt8, Sendable {
     case replaced = 3
     /// An operator revoked it.
     case admin = 4
+
+    /// Why the session ended, in words (the `session.revoked` frame's `reason`).
+    public var text: String {
+        switch self {
+        case .none: "session ended"
+        case .logout: "logged out"
+        case .refreshReuse: "refresh token reused"
+        case .replaced: "replaced by a newer login of this device"
+        case .admin: "revoked by an operator"
+        }
+    }
 }
 
 /// A login session of one device: the family of one access/refresh token chain.

@@ -94,13 +94,14 @@ public final class WriteTx: ReadTx {
         try raw.delete(db, key)
     }
 
-    /// Removes every key starting with `prefix`; returns how many.
+    /// Removes keys starting with `prefix`, at most `limit` of them (the first in key
+    /// order); returns how many.
     @discardableResult
-    public func deletePrefix(_ db: LMDBDatabase, _ prefix: [UInt8]) throws -> Int {
+    public func deletePrefix(_ db: LMDBDatabase, _ prefix: [UInt8], limit: Int = .max) throws -> Int {
         var keys: [[UInt8]] = []
         try scan(db, prefix: prefix) { key, _ in
             keys.append(Array(key))
-            return true
+            return keys.count < limit
         }
         for key in keys { try raw.delete(db, key) }
         return keys.count

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TernConfig
+import TernOps
 
 /// `tern config check|keys`.
 struct ConfigCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TernAuth
 import TernConfig
+import TernOps
 import TernCore
 
 /// `tern keys rotate|list`: signing keys in `<data>/keys`.

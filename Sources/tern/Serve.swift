@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Prometheus
 import TernConfig
+import TernOps
 import TernServer
 
 /// `tern serve`: run the server until SIGTERM/SIGINT.
@@ -12,7 +13,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(name: .customLong("ready-file"), help: "Write {\"port\":…,\"pid\":…} to this file once listening.")
+    @Option(name: .customLong("ready-file"), help: "Write {\"port\":…,\"pid\":…,\"admin_port\":…} to this file once listening.")
     var readyFile: String?
 
     mutating func run() async throws {
@@ -40,9 +41,10 @@ struct Serve: AsyncParsableCommand {
         }
         let server = try TernServer(configuration: configuration, logger: logger, metricsText: { registry.emitToString() })
         let readyFile = self.readyFile
-        try await server.run(handleSignals: true) { port in
+        try await server.run(handleSignals: true) { ports in
             guard let readyFile else { return }
-            let json = "{\"port\":\(port),\"pid\":\(getpid())}\n"
+            let admin = ports.admin.map { ",\"admin_port\":\($0)" } ?? ""
+            let json = "{\"port\":\(ports.http),\"pid\":\(getpid())\(admin)}\n"
             try? json.write(toFile: readyFile + ".tmp", atomically: false, encoding: .utf8)
             rename(readyFile + ".tmp", readyFile)
         }

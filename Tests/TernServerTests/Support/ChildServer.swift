@@ -31,6 +31,8 @@ final class ChildServer: @unchecked Sendable {
     let dataDirectory: String
     let process: Process
     let port: Int
+    /// The admin listener's port (from the ready file).
+    let adminPort: Int?
     let logPath: String
 
     /// Starts `tern serve` and waits (up to 60 s) until it has written its ready file.
@@ -43,7 +45,7 @@ final class ChildServer: @unchecked Sendable {
         log.seekToEndOfFile()
         let process = Process()
         process.executableURL = ternExecutable()
-        process.arguments = ["serve", "--port", "0", "--data", dataDirectory, "--ready-file", readyFile] + extraArguments
+        process.arguments = ["serve", "--port", "0", "--set", "admin.port=0", "--data", dataDirectory, "--ready-file", readyFile] + extraArguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TERN_") && $0.key != "AUTH_DEV_MODE" }
         env.merge(environment) { $1 }
         process.environment = env
@@ -56,7 +58,7 @@ final class ChildServer: @unchecked Sendable {
                 let json = try? JSONSerialization.jsonObject(with: data) as? [String: Int], let port = json["port"]
             {
                 #expect(json["pid"] == Int(process.processIdentifier), "the ready file names the server's own pid")
-                return ChildServer(dataDirectory: dataDirectory, process: process, port: port, logPath: logPath)
+                return ChildServer(dataDirectory: dataDirectory, process: process, port: port, adminPort: json["admin_port"], logPath: logPath)
             }
             if !process.isRunning {
                 let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
@@ -68,10 +70,11 @@ final class ChildServer: @unchecked Sendable {
         throw ChildServerError.notReady
     }
 
-    private init(dataDirectory: String, process: Process, port: Int, logPath: String) {
+    private init(dataDirectory: String, process: Process, port: Int, adminPort: Int?, logPath: String) {
         self.dataDirectory = dataDirectory
         self.process = process
         self.port = port
+        self.adminPort = adminPort
         self.logPath = logPath
     }
 

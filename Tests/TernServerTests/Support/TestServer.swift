@@ -89,6 +89,8 @@ final class InProcessServer: Sendable {
     let dir: TemporaryDirectory
     let server: TernServer
     let client: TestClient
+    /// The admin listener's port (nil when the test turned it off).
+    let adminPort: Int?
     private let task: Task<Void, any Error>
 
     /// Starts a server with `configure` applied to a test configuration (echoed codes,
@@ -99,28 +101,30 @@ final class InProcessServer: Sendable {
     ) async throws -> InProcessServer {
         var config = try ConfigLoader.load(file: nil, environment: ["AUTH_DEV_MODE": "true"], overrides: []).get()
         config.httpPort = 0
+        config.adminPort = 0
         config.dataDirectory = dir.path
         config.storeMapSize = 64 << 20
         configure(&config)
         var logger = Logger(label: "tern-test")
         logger.logLevel = .warning
         let server = try TernServer(configuration: config, logger: logger)
-        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: ListeningPorts.self)
         let task = Task {
-            try await server.run(handleSignals: false) { port in portContinuation.yield(port) }
+            try await server.run(handleSignals: false) { ports in portContinuation.yield(ports) }
         }
-        var port = 0
+        var ports = ListeningPorts(http: 0, admin: nil)
         for await p in portStream {
-            port = p
+            ports = p
             break
         }
-        return InProcessServer(dir: dir, server: server, client: TestClient(port: port), task: task)
+        return InProcessServer(dir: dir, server: server, client: TestClient(port: ports.http), adminPort: ports.admin, task: task)
     }
 
-    private init(dir: TemporaryDirectory, server: TernServer, client: TestClient, task: Task<Void, any Error>) {
+    private init(dir: TemporaryDirectory, server: TernServer, client: TestClient, adminPort: Int?, task: Task<Void, any Error>) {
         self.dir = dir
         self.server = server
         self.client = client
+        self.adminPort = adminPort
         self.task = task
     }
 

@@ -3,7 +3,9 @@ import Foundation
 import TernConfig
 
 /// Options shared by every command that reads the configuration.
-struct ConfigOptions: ParsableArguments {
+public struct ConfigOptions: ParsableArguments {
+    public init() {}
+
     @Option(name: .customLong("config"), help: "Configuration file (TOML subset). Also TERN_CONFIG.")
     var configFile: String?
 
@@ -38,7 +40,7 @@ struct ConfigOptions: ParsableArguments {
     var file: String? { configFile ?? ProcessInfo.processInfo.environment["TERN_CONFIG"] }
 
     /// Loads and validates; prints every problem and exits 1 if any.
-    func load() throws -> TernConfiguration {
+    public func load() throws -> TernConfiguration {
         switch ConfigLoader.load(file: file, environment: ProcessInfo.processInfo.environment, overrides: try overrides()) {
         case .success(let configuration):
             return configuration
