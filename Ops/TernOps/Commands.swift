@@ -395,7 +395,17 @@ public struct StatsCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let at = now()
-        let stats = try await inspect(options.config) { try $0.stats(now: at) }
+        Interrupt.install()
+        let configuration = try options.config.load()
+        let inspector = try Inspector(storePath: configuration.storePath)
+        let stats: StoreStats
+        do {
+            stats = try await inspector.stats(now: at)
+            await inspector.close()
+        } catch {
+            await inspector.close()
+            throw commandError(error)
+        }
         if options.json { return print(Output.json(stats)) }
         print(Output.table(["", "COUNT"], [
             ["users", "\(stats.users)"], ["devices", "\(stats.devices)"], ["sessions", "\(stats.sessions)"],

@@ -428,15 +428,10 @@ public struct StoreStats: Codable, Sendable {
     public var lastTransactionID: Int
 }
 
-/// The depth buckets of `tern stats` (and of the `tern_mailbox_devices` metric).
-public let depthBounds: [(label: String, upTo: Int)] = [
-    ("1", 1), ("2-10", 10), ("11-100", 100), ("101-1000", 1000), ("1001-10000", 10_000), (">10000", .max),
-]
-
 extension Inspector {
-    /// `tern stats`: table sizes (from LMDB's counters), the mailbox depth histogram (one
-    /// paged pass over the mailbox table), and map and reader usage.
-    public func stats(now: Timestamp) throws -> StoreStats {
+    /// `tern stats`: table sizes (from LMDB's counters), the mailbox census (one paged pass
+    /// over the mailbox table), and map and reader usage.
+    public func stats(now: Timestamp) async throws -> StoreStats {
         let counts = try read { tx in
             (
                 users: try tx.count(tx.tables.users), devices: try tx.count(tx.tables.devices),
@@ -445,39 +440,20 @@ extension Inspector {
                 receipts: try tx.count(tx.tables.receipts)
             )
         }
-        var buckets = [Int](repeating: 0, count: depthBounds.count)
-        var entries = 0
-        var bytes = 0
-        var devices = 0
-        var maxDepth = 0
-        var oldest: Timestamp?
-        var current: Tally?
-        func finish(_ tally: Tally) {
-            devices += 1
-            maxDepth = max(maxDepth, tally.pending)
-            buckets[depthBounds.firstIndex { tally.pending <= $0.upTo }!] += 1
-            if let t = tally.oldest, t.milliseconds > 0, oldest.map({ t < $0 }) ?? true { oldest = t }
+        let census: MailboxCensus
+        do {
+            census = try await store.mailboxCensus(pageSize: pageSize) { Interrupt.requested.load(ordering: .relaxed) }
+        } catch is CancellationError {
+            throw OpsError.interrupted
         }
-        try scan({ $0.mailbox }) { _, key, value in
-            let device = key.u64(at: 0)
-            if current?.device != device {
-                if let done = current { finish(done) }
-                current = Tally(device: device)
-            }
-            current!.add(seq: key.u64(at: 8), value: value)
-            entries += 1
-            bytes += value.count
-            return true
-        }
-        if let done = current { finish(done) }
         let usage = try store.usage()
         let free = try store.environment.withReadTransaction { try $0.freePageCount() }
         return StoreStats(
             users: counts.users, devices: counts.devices, sessions: counts.sessions, chats: counts.chats,
-            chatMembers: counts.members, messages: counts.messages, receipts: counts.receipts, mailboxEntries: entries,
-            mailboxBytes: bytes, mailboxDevices: devices, maxDepth: maxDepth,
-            oldestPendingAgeSeconds: oldest.map { (now - $0).wholeSeconds },
-            depthHistogram: zip(depthBounds, buckets).map { DepthBucket(depth: $0.0.label, devices: $0.1) },
+            chatMembers: counts.members, messages: counts.messages, receipts: counts.receipts, mailboxEntries: census.entries,
+            mailboxBytes: census.bytes, mailboxDevices: census.devices, maxDepth: census.maxDepth,
+            oldestPendingAgeSeconds: census.oldest.map { (now - $0).wholeSeconds },
+            depthHistogram: zip(MailboxCensus.buckets, census.histogram).map { DepthBucket(depth: $0.0.label, devices: $0.1) },
             mapSizeBytes: usage.mapSize, mapUsedBytes: usage.usedBytes,
             mapUsedPercent: (usage.usedFraction * 1000).rounded() / 10, pageSize: usage.pageSize, usedPages: usage.usedPages,
             freePages: free, readersInUse: usage.readersInUse, maxReaders: usage.maxReaders,

@@ -131,6 +131,8 @@ public enum ConfigKeys {
                   help: "Port of the admin listener (0 = any free port; -1 = no admin listener)."),
         ConfigKey(name: "admin.token", kind: .string, defaultValue: "",
                   help: "Bearer token of the admin API (at least 32 characters). Empty: a random token is kept in <data>/keys/admin.token."),
+        ConfigKey(name: "metrics.mailbox_census_interval", kind: .duration(0...3600), defaultValue: "30s",
+                  help: "How often the tern_mailbox_* gauges are recomputed by a paged pass over every mailbox (0s = never)."),
         ConfigKey(name: "shutdown.drain_window", kind: .duration(0...600), defaultValue: "5s",
                   help: "On SIGTERM, live WebSocket sessions are closed (1001) spread over this window so clients do not reconnect at once."),
     ]

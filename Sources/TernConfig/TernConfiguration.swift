@@ -46,6 +46,7 @@ public struct TernConfiguration: Sendable {
     public var adminPort = 8081
     public var adminToken = ""
     public var drainWindow: Duration = .seconds(5)
+    public var mailboxCensusInterval: Duration = .seconds(30)
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
 
@@ -170,6 +171,7 @@ public struct TernConfiguration: Sendable {
             fail("admin.token", "must be at least 32 characters (or empty for a generated token)")
         }
         config.drainWindow = duration("shutdown.drain_window") ?? config.drainWindow
+        config.mailboxCensusInterval = duration("metrics.mailbox_census_interval") ?? config.mailboxCensusInterval
 
         // Rules that span keys.
         if config.otpSender == "webhook" && config.webhookURL.isEmpty {

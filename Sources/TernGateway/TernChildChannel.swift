@@ -13,6 +13,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import Metrics
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
@@ -62,6 +64,7 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
     let auth: AuthService
     let settings: GatewaySettings
     let keepAlive: KeepAlive
+    let connections = ConnectionGauge.shared
 
     /// `responder` answers plain HTTP (the Hummingbird router).
     public init(responder: @escaping HTTPChannelHandler.Responder, relay: Relay, auth: AuthService, settings: GatewaySettings) {
@@ -93,7 +96,10 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        connections.opened()
+        let connections = self.connections
+        channel.closeFuture.whenComplete { _ in connections.closed() }
+        return channel.eventLoop.makeCompletedFuture {
             let refusal = NIOLoopBoundBox<UpgradeRefusal?>(nil, eventLoop: channel.eventLoop)
             let identity = NIOLoopBoundBox<DeviceIdentity?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<Outcome>(
@@ -241,5 +247,23 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
             return String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
         }
         return nil
+    }
+}
+
+/// Open TCP connections of the listener (HTTP and WebSocket), as the
+/// `tern_gateway_connections` gauge.
+final class ConnectionGauge: Sendable {
+    static let shared = ConnectionGauge()
+    private let count = Atomic<Int>(0)
+    private let gauge = Gauge(label: "tern_gateway_connections")
+    private let accepted = Counter(label: "tern_gateway_connections_total")
+
+    func opened() {
+        accepted.increment()
+        gauge.record(count.add(1, ordering: .relaxed).newValue)
+    }
+
+    func closed() {
+        gauge.record(count.subtract(1, ordering: .relaxed).newValue)
     }
 }

@@ -113,7 +113,7 @@ public final class DeviceSession: @unchecked Sendable {
     func send(_ frame: [UInt8]) {
         guard phase != .closed else { return }
         connection.send(frame)
-        relay.metrics.framesOut.increment()
+        relay.metrics.framesOut.count(frame: frame)
         if !flushScheduled {
             flushScheduled = true
             eventLoop.execute { self.flushNow() }
@@ -245,19 +245,20 @@ public final class DeviceSession: @unchecked Sendable {
     public func receive(_ bytes: [UInt8]) {
         eventLoop.preconditionInEventLoop()
         guard phase != .closed else { return }
-        relay.metrics.framesIn.increment()
         let frame: InboundFrame
         do {
             frame = try InboundFrame.parse(bytes)
         } catch {
-            relay.metrics.frameErrors.increment()
+            relay.metrics.framesIn.count(event: "")
+            relay.metrics.frameError(error.code)
             send(OutboundFrame.error(code: error.code, message: error.message, ref: nil))
             return
         }
+        relay.metrics.framesIn.count(event: frame.event)
         do {
             try dispatch(frame)
         } catch let error as TernError {
-            relay.metrics.frameErrors.increment()
+            relay.metrics.frameError(error.code.rawValue)
             send(RelayFrames.error(error, ref: frame.reference))
         } catch {
             send(RelayFrames.error(TernError(.internalError, "internal error"), ref: frame.reference))
@@ -313,7 +314,7 @@ public final class DeviceSession: @unchecked Sendable {
         case "ping":
             send(RelayFrames.pong(at: relay.clock.now()))
         default:
-            relay.metrics.frameErrors.increment()
+            relay.metrics.frameError("UNKNOWN_EVENT")
             send(OutboundFrame.error(code: "UNKNOWN_EVENT", message: "unknown event \"\(frame.event.prefix(64))\"", ref: frame.reference))
         }
     }

@@ -471,12 +471,56 @@ final class AckBatches: @unchecked Sendable {
 /// The relay's swift-metrics instruments (names in docs/operations.md).
 final class RelayMetrics: Sendable {
     let sessionsOpened = Counter(label: "tern_relay_sessions_opened_total")
-    let framesIn = Counter(label: "tern_relay_frames_in_total")
-    let framesOut = Counter(label: "tern_relay_frames_out_total")
-    let frameErrors = Counter(label: "tern_relay_frame_errors_total")
+    let framesIn = EventCounters(label: "tern_relay_frames_in_total", events: [
+        "message.send", "message.delivered", "ack", "message.read", "typing.start", "typing.stop", "presence.subscribe", "ping",
+    ])
+    let framesOut = EventCounters(label: "tern_relay_frames_out_total", events: [
+        ServerEvent.messageNew, ServerEvent.messageSent, ServerEvent.messageStatus, ServerEvent.drained, ServerEvent.typing,
+        ServerEvent.presence, ServerEvent.pong, ServerEvent.error, ServerEvent.sessionReplaced, "session.revoked",
+        "chat.created", "chat.updated", "group.member.added", "group.member.removed", "group.member.left",
+        "group.member.role_changed",
+    ])
+
+    /// A client frame answered with an `error` frame, by error code (rare: made on demand).
+    func frameError(_ code: String) {
+        Counter(label: "tern_relay_frame_errors_total", dimensions: [("code", code)]).increment()
+    }
     let messagesAccepted = Counter(label: "tern_relay_messages_accepted_total")
     let messagesDelivered = Counter(label: "tern_relay_messages_delivered_total")
     let messagesRead = Counter(label: "tern_relay_messages_read_total")
     let slowConsumers = Counter(label: "tern_relay_slow_consumer_disconnects_total")
     let sessions = Gauge(label: "tern_relay_sessions")
+}
+
+/// One counter per known event, made once: a labelled counter looked up per frame would
+/// cost the metrics registry's lock and a hash. Unknown events count as `other`.
+final class EventCounters: Sendable {
+    private let known: [(name: [UInt8], counter: Counter)]
+    private let byName: [String: Counter]
+    private let other: Counter
+
+    init(label: String, events: [String]) {
+        known = events.map { (Array($0.utf8), Counter(label: label, dimensions: [("event", $0)])) }
+        byName = Dictionary(uniqueKeysWithValues: zip(events, known.map(\.counter)))
+        other = Counter(label: label, dimensions: [("event", "other")])
+    }
+
+    func count(event: String) {
+        (byName[event] ?? other).increment()
+    }
+
+    /// Counts an encoded frame by the event name at its start (`{"event":"NAME"`).
+    func count(frame: [UInt8]) {
+        let start = 10
+        frame.withUnsafeBufferPointer { bytes in
+            guard bytes.count > start, let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else {
+                return other.increment()
+            }
+            let length = end - start
+            for (name, counter) in known where name.count == length && name.elementsEqual(bytes[start..<end]) {
+                return counter.increment()
+            }
+            other.increment()
+        }
+    }
 }

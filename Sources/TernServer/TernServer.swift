@@ -8,6 +8,7 @@
 import AsyncHTTPClient
 import Hummingbird
 import Logging
+import Metrics
 import NIOCore
 import ServiceLifecycle
 import TernAPI
@@ -144,6 +145,11 @@ public final class TernServer: Sendable {
             .init(service: StoreService(store: store), serviceName: "store"),
             .init(service: HousekeepingService(auth: auth, keyRing: keyRing, interval: configuration.keyReloadInterval, logger: logger), serviceName: "housekeeping"),
         ]
+        if configuration.mailboxCensusInterval > .zero {
+            services.append(.init(
+                service: MailboxCensusService(store: store, interval: configuration.mailboxCensusInterval, logger: logger),
+                serviceName: "mailbox-census"))
+        }
         if let adminResponder {
             let admin = Application(
                 responder: adminResponder,
@@ -193,6 +199,11 @@ public struct ListeningPorts: Sendable {
     public var http: Int
     /// Nil when the admin listener is off (`admin.port = -1`).
     public var admin: Int?
+
+    public init(http: Int, admin: Int?) {
+        self.http = http
+        self.admin = admin
+    }
 }
 
 /// Collects the ports as the listeners come up; hands them out once all are known.
@@ -287,5 +298,51 @@ struct HousekeepingService: Service {
                 }
             }
         }
+    }
+}
+
+/// Recomputes the `tern_mailbox_*` gauges every `interval` with a paged pass over the
+/// mailbox table (short read transactions on the store's read threads).
+struct MailboxCensusService: Service {
+    let store: Store
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        let entries = Gauge(label: "tern_mailbox_entries")
+        let bytes = Gauge(label: "tern_mailbox_bytes")
+        let devices = Gauge(label: "tern_mailbox_devices_pending")
+        let maxDepth = Gauge(label: "tern_mailbox_max_depth")
+        let oldest = Gauge(label: "tern_mailbox_oldest_pending_seconds")
+        let byDepth = MailboxCensus.buckets.map { Gauge(label: "tern_mailbox_devices", dimensions: [("depth", $0.label)]) }
+        let duration = Metrics.Timer(label: "tern_mailbox_census_duration_seconds")
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let started = ContinuousClock.now
+                do {
+                    let census = try await store.mailboxCensus { Task.isCancelled }
+                    entries.record(census.entries)
+                    bytes.record(census.bytes)
+                    devices.record(census.devices)
+                    maxDepth.record(census.maxDepth)
+                    let now = SystemClock().now()
+                    oldest.record(census.oldest.map { Double((now - $0).wholeMilliseconds) / 1000 } ?? 0)
+                    for (gauge, count) in zip(byDepth, census.histogram) { gauge.record(count) }
+                    duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("mailbox census failed", metadata: ["store.error": "\(error)"])
+                }
+                do { try await Task.sleep(for: interval) } catch { return }
+            }
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

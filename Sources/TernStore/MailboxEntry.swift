@@ -124,3 +124,74 @@ extension WriteTx {
         return doomed
     }
 }
+
+/// How full the mailboxes are: totals and the histogram of per-device depths. Taken by the
+/// server for its metrics and by `tern stats`.
+public struct MailboxCensus: Sendable {
+    /// Upper bounds (inclusive) of the depth buckets, and their labels.
+    public static let buckets: [(label: String, upTo: Int)] = [
+        ("1", 1), ("2-10", 10), ("11-100", 100), ("101-1000", 1000), ("1001-10000", 10_000), (">10000", .max),
+    ]
+
+    public var entries = 0
+    public var bytes = 0
+    /// Devices with at least one pending entry.
+    public var devices = 0
+    public var maxDepth = 0
+    /// Devices per bucket of `buckets`.
+    public var histogram = [Int](repeating: 0, count: MailboxCensus.buckets.count)
+    /// Enqueue time of the oldest pending entry (entries of layout v1 have none).
+    public var oldest: Timestamp?
+
+    public init() {}
+
+    mutating func add(device depth: Int, oldest first: Timestamp?) {
+        devices += 1
+        maxDepth = max(maxDepth, depth)
+        histogram[Self.buckets.firstIndex { depth <= $0.upTo }!] += 1
+        if let first, first.milliseconds > 0, oldest.map({ first < $0 }) ?? true { oldest = first }
+    }
+}
+
+extension Store {
+    /// Counts every mailbox in pages of `pageSize` entries, one short read transaction per
+    /// page, so that a large store never pins old pages for long. `shouldStop` is asked
+    /// between pages.
+    public func mailboxCensus(pageSize: Int = 10_000, shouldStop: @escaping @Sendable () -> Bool = { false }) async throws -> MailboxCensus {
+        struct Page: Sendable {
+            var census: MailboxCensus
+            var current: (device: UInt64, depth: Int, oldest: Timestamp?)?
+            var resume: [UInt8]?
+        }
+        var page = Page(census: MailboxCensus(), current: nil, resume: nil)
+        repeat {
+            if shouldStop() { throw CancellationError() }
+            let start = page
+            page = try await read { tx in
+                var p = start
+                p.resume = nil
+                var seen = 0
+                try tx.scan(tx.tables.mailbox, from: start.resume, to: nil) { key, value in
+                    var r = ByteReader(key, what: "mailbox key")
+                    let device = try r.u64()
+                    if p.current?.device != device {
+                        if let done = p.current { p.census.add(device: done.depth, oldest: done.oldest) }
+                        p.current = (device, 0, (try? MailboxEntry.decode(value))?.enqueuedAt)
+                    }
+                    p.current!.depth += 1
+                    p.census.entries += 1
+                    p.census.bytes += value.count
+                    seen += 1
+                    if seen == pageSize {
+                        p.resume = Array(key) + [0]
+                        return false
+                    }
+                    return true
+                }
+                return p
+            }
+        } while page.resume != nil
+        if let done = page.current { page.census.add(device: done.depth, oldest: done.oldest) }
+        return page.census
+    }
+}

@@ -19,7 +19,9 @@ struct Serve: AsyncParsableCommand {
     mutating func run() async throws {
         let configuration = try options.load()
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let json = configuration.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
