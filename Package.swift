@@ -207,8 +207,9 @@ if ProcessInfo.processInfo.environment["TERN_BENCH"] == "1" {
         .executableTarget(
             name: "TernBench",
             dependencies: [
-                "TernLMDB", "TernWSClient",
+                "TernLMDB", "TernWSClient", "TernStore", "TernCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

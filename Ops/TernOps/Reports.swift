@@ -139,7 +139,8 @@ extension Inspector {
         case .bytes:
             rows.sort { ($0.bytes, $1.device) > ($1.bytes, $0.device) }
         case .age:
-            rows.sort { ($0.oldestAgeSeconds ?? -1, $1.device) > ($1.oldestAgeSeconds ?? -1, $0.device) }
+            // RFC 3339 times in UTC sort as text; entries without an enqueue time go last.
+            rows.sort { ($0.oldestEnqueuedAt ?? "~", $0.device) < ($1.oldestEnqueuedAt ?? "~", $1.device) }
         }
         return MailboxPage(rows: Array(rows.prefix(query.limit)), nextAfter: nil)
     }

@@ -5,6 +5,7 @@
 //   tern-bench offline --port P --pid PID …         enqueue while offline, then drain
 //   tern-bench fanout  --port P --pid PID …         one sender, a group of connected members
 //   tern-bench idle    --port P --pid PID …         memory per idle connection
+//   tern-bench populate DATA_DIR DEVICES PENDING     a large store for timing the ops tools
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -13,7 +14,9 @@ case "store":
     try await storeBenchmark(arguments)
 case "relay", "offline", "fanout", "idle":
     try await LoadTool.main(arguments)
+case "populate":
+    try await populate(arguments)
 default:
-    FileHandle.standardError.write(Data("usage: tern-bench store|relay|offline|fanout|idle …\n".utf8))
+    FileHandle.standardError.write(Data("usage: tern-bench store|relay|offline|fanout|idle|populate …\n".utf8))
     exit(2)
 }
