@@ -84,6 +84,20 @@ extension Inspector {
         // Device order reads one row past the page to know whether there is a next one.
         let want = paged ? query.limit + 1 : Int.max
 
+        func order(_ rows: inout [MailboxRow]) {
+            switch query.sort {
+            case .device:
+                break
+            case .pending:
+                rows.sort { ($0.pending, $1.device) > ($1.pending, $0.device) }
+            case .bytes:
+                rows.sort { ($0.bytes, $1.device) > ($1.bytes, $0.device) }
+            case .age:
+                // RFC 3339 times in UTC sort as text; entries without an enqueue time go last.
+                rows.sort { ($0.oldestEnqueuedAt ?? "~", $0.device) < ($1.oldestEnqueuedAt ?? "~", $1.device) }
+            }
+        }
+
         func keep(_ tally: Tally, _ tx: ReadTx) throws -> Bool {
             guard tally.pending >= query.minPending else { return true }
             if let olderThan = query.olderThan {
@@ -92,6 +106,12 @@ extension Inspector {
             let device = try tx.device(number: tally.device)
             if let user = query.user, device?.userID != user { return true }
             rows.append(Self.row(tally, device, now: now))
+            // Sorted listings keep only the best `limit` rows: memory stays bounded however
+            // many devices there are.
+            if !paged && rows.count >= 2 * query.limit + 1024 {
+                order(&rows)
+                rows.removeLast(rows.count - query.limit)
+            }
             return rows.count < want
         }
 
@@ -127,21 +147,14 @@ extension Inspector {
             }
         }
 
-        switch query.sort {
-        case .device:
+        if paged {
             if rows.count > query.limit {
                 rows.removeLast(rows.count - query.limit)
                 return MailboxPage(rows: rows, nextAfter: rows.last?.device)
             }
             return MailboxPage(rows: rows, nextAfter: nil)
-        case .pending:
-            rows.sort { ($0.pending, $1.device) > ($1.pending, $0.device) }
-        case .bytes:
-            rows.sort { ($0.bytes, $1.device) > ($1.bytes, $0.device) }
-        case .age:
-            // RFC 3339 times in UTC sort as text; entries without an enqueue time go last.
-            rows.sort { ($0.oldestEnqueuedAt ?? "~", $0.device) < ($1.oldestEnqueuedAt ?? "~", $1.device) }
         }
+        order(&rows)
         return MailboxPage(rows: Array(rows.prefix(query.limit)), nextAfter: nil)
     }
 
