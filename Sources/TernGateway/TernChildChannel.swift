@@ -256,7 +256,7 @@ final class ConnectionGauge: Sendable {
     static let shared = ConnectionGauge()
     private let count = Atomic<Int>(0)
     private let gauge = Gauge(label: "tern_gateway_connections")
-    private let accepted = Counter(label: "tern_gateway_connections_total")
+    private let accepted = Counter(label: "tern_gateway_connections_accepted_total")
 
     func opened() {
         accepted.increment()

@@ -236,6 +236,37 @@ struct OpsTests {
         #expect(second.terminate() == 0)
     }
 
+    @Test("Ops/backup-rotate keeps the newest KEEP verified backups")
+    func backupRotation() async throws {
+        let dir = TemporaryDirectory("tern-rotate")
+        defer { dir.remove() }
+        let data = dir.file("data")
+        let server = try await ChildServer.start(dataDirectory: data)
+        let client = TestClient(port: server.port)
+        _ = try await client.users(2)
+        let root = dir.file("backups")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Ops/backup-rotate").path
+        for _ in 0..<3 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: script)
+            process.arguments = [data, root, "2"]
+            process.environment = ProcessInfo.processInfo.environment.merging(["TERN": ternExecutable().path]) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.hasPrefix("tern-") }
+        #expect(kept.count == 2, "\(kept)")
+        for backup in kept {
+            let r = try ops(["restore", root + "/" + backup, "--verify-only"], data: data)
+            #expect(r.status == 0, "\(r.out) \(r.err)")
+        }
+        await client.shutdown()
+        #expect(server.terminate() == 0)
+    }
+
     @Test("admin API: purge, revoke, disable/enable work through the CLI and are refused without the admin token")
     func adminActions() async throws {
         let dir = TemporaryDirectory("tern-admin")
