@@ -25,6 +25,9 @@ var targets: [Target] = [
     // idle connection.
     .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
     .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+    .systemLibrary(
+        name: "CAV", path: "Media/CAV", pkgConfig: "libavformat",
+        providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
 
     // Owners of all unsafe code for their C library.
     .target(name: "TernLMDB", dependencies: ["CLMDB"], swiftSettings: strict),
@@ -140,6 +143,15 @@ var targets: [Target] = [
         swiftSettings: strict
     ),
 
+    // The media worker (Media/TernMedia): libav probing and thumbnails in-process, the
+    // content-addressed blob store. Owns every unsafe libav call.
+    .target(
+        name: "TernMedia",
+        dependencies: ["CAV", "TernSodium", "TernCore"],
+        path: "Media/TernMedia",
+        swiftSettings: strict
+    ),
+
     // Operator tools (Ops/TernOps): read-only inspection of a live store in short read
     // transactions, hot backup/restore, integrity check, and the admin API client. The
     // `tern` subcommands over it are thin.
@@ -175,6 +187,7 @@ var targets: [Target] = [
     .testTarget(name: "TernLMDBTests", dependencies: ["TernLMDB", "TernTestSupport"], swiftSettings: strict),
     .testTarget(name: "TernSodiumTests", dependencies: ["TernSodium"], swiftSettings: strict),
     .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: strict),
+    .testTarget(name: "TernMediaTests", dependencies: ["TernMedia", "TernTestSupport"], swiftSettings: strict),
     .testTarget(name: "TernWireTests", dependencies: ["TernWire"], swiftSettings: strict),
     .testTarget(name: "TernStoreTests", dependencies: ["TernStore", "TernLMDB", "TernCore", "TernTestSupport"], swiftSettings: strict),
     .testTarget(

@@ -476,7 +476,8 @@ struct OpsTests {
         let dir = TemporaryDirectory("tern-metrics")
         defer { dir.remove() }
         let data = dir.file("data")
-        let server = try await ChildServer.start(dataDirectory: data, extraArguments: ["--set", "metrics.mailbox_census_interval=1s"])
+        let server = try await ChildServer.start(
+            dataDirectory: data, extraArguments: ["--set", "metrics.mailbox_census_interval=1s", "--set", "log.format=json"])
         let client = TestClient(port: server.port)
         let users = try await client.users(3)
         let (a, b) = (users[0], users[1])
@@ -527,6 +528,15 @@ struct OpsTests {
         await ws.close()
         await client.shutdown()
         #expect(server.terminate() == 0)
+
+        // log.format = json: every line is one JSON object with the fixed fields.
+        let lines = server.log.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count >= 3)
+        for line in lines {
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            #expect(object?["level"] is String && object?["message"] is String && object?["time"] is String, "not a JSON log line: \(line)")
+        }
+        #expect(lines.contains { $0.contains("\"message\":\"tern stopped\"") })
     }
 }
 

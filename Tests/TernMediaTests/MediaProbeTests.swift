@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import TernMedia
+
+/// The fixtures, generated once per test process by make-fixtures.sh (ffmpeg CLI).
+let fixtures: String = {
+    let dir = NSTemporaryDirectory() + "tern-media-fixtures-\(getpid())"
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("make-fixtures.sh").path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: script)
+    process.arguments = [dir]
+    try! process.run()
+    process.waitUntilExit()
+    precondition(process.terminationStatus == 0, "make-fixtures.sh failed (is ffmpeg installed? Ops/setup --test installs it)")
+    return dir
+}()
+
+func fixture(_ name: String) -> String { fixtures + "/" + name }
+
+func declared(_ name: String) -> Bool { name.hasSuffix(".txt") }
+
+@Suite("Media probing with libav")
+struct MediaProbeTests {
+    @Test("what phones produce is accepted with the right kind and MIME type", arguments: [
+        ("photo.jpg", MediaKind.image, "image/jpeg"), ("image.png", .image, "image/png"), ("image.webp", .image, "image/webp"),
+        ("anim.gif", .image, "image/gif"), ("video.mp4", .video, "video/mp4"), ("clip.3gp", .video, "video/3gpp"),
+        ("clip.webm", .video, "video/webm"), ("voice.ogg", .audio, "audio/ogg; codecs=opus"), ("voice.m4a", .audio, "audio/mp4"),
+        ("voice.aac", .audio, "audio/aac"), ("song.mp3", .audio, "audio/mpeg"), ("sound.wav", .audio, "audio/wav"),
+        ("doc.pdf", .document, "application/pdf"), ("notes.txt", .document, "text/plain"), ("archive.zip", .document, "application/zip"),
+        ("report.docx", .document, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ])
+    func accepted(_ name: String, _ kind: MediaKind, _ mime: String) throws {
+        let info = try MediaProbe.probe(path: fixture(name), declaredText: declared(name), filename: name)
+        #expect(info.kind == kind)
+        #expect(info.mime == mime)
+        if kind == .video || kind == .audio { #expect((info.durationMs ?? 0) >= 1900 && (info.durationMs ?? 0) <= 2200, "\(info)") }
+        if kind == .image || kind == .video { #expect(info.width != nil && info.height != nil) }
+    }
+
+    @Test("dimensions, duration and rotation are measured")
+    func measured() throws {
+        let photo = try MediaProbe.probe(path: fixture("photo.jpg"))
+        #expect(photo.width == 640 && photo.height == 480 && photo.rotation == 0)
+        let video = try MediaProbe.probe(path: fixture("video.mp4"))
+        #expect(video.width == 320 && video.height == 240 && video.videoCodec == "h264" && video.audioCodec == "aac")
+        let rotated = try MediaProbe.probe(path: fixture("rotated.mp4"))
+        // The fixture's display matrix says 90° counter-clockwise (ffprobe: rotation=90), which
+        // ffmpeg's own autorotation shows as a 270° clockwise turn: portrait 240×320.
+        #expect(rotated.rotation == 270 && rotated.width == 240 && rotated.height == 320, "\(rotated)")
+        let voice = try MediaProbe.probe(path: fixture("voice.m4a"))
+        #expect(voice.kind == .audio && voice.width == nil, "M4A is audio, not video")
+    }
+
+    @Test("hostile and broken files are refused with a reason, never a crash or a hang", arguments: [
+        "truncated.mp4", "playlist.mp4", "concat.mp4", "empty.bin", "random.bin", "bomb.png", "clip.mkv",
+    ])
+    func refused(_ name: String) throws {
+        let started = ContinuousClock.now
+        #expect(throws: MediaError.self) { try MediaProbe.probe(path: fixture(name), filename: name) }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test("a text file is a document only when it is declared as text")
+    func textNeedsDeclaration() throws {
+        #expect(throws: MediaError.self) { try MediaProbe.probe(path: fixture("notes.txt"), declaredText: false) }
+        #expect(try MediaProbe.probe(path: fixture("notes.txt"), declaredText: true).mime == "text/plain")
+    }
+}
+
+@Suite("Thumbnails and previews with libav")
+struct ThumbnailTests {
+    /// Writes `bytes` to a temporary file and probes it back.
+    func probeBack(_ bytes: [UInt8]) throws -> MediaInfo {
+        let path = NSTemporaryDirectory() + "thumb-\(UUID().uuidString).jpg"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try MediaProbe.probe(path: path)
+    }
+
+    @Test("images and video posters become JPEGs with the longest side at most 320 px, upright", arguments: [
+        ("photo.jpg", 320, 240), ("big.jpg", 320, 240), ("image.png", 320, 200), ("image.webp", 320, 200), ("anim.gif", 160, 120),
+        ("video.mp4", 320, 240), ("rotated.mp4", 240, 320), ("clip.webm", 320, 240), ("hd.mp4", 320, 180),
+    ])
+    func thumbnails(_ name: String, _ width: Int, _ height: Int) throws {
+        let info = try MediaProbe.probe(path: fixture(name))
+        let (thumbnail, preview) = try Thumbnailer.make(path: fixture(name), info: info)
+        #expect(thumbnail.width == width && thumbnail.height == height)
+        let decoded = try probeBack(thumbnail.jpeg)
+        #expect(decoded.mime == "image/jpeg" && decoded.width == width && decoded.height == height)
+        #expect(max(preview.width, preview.height) == 16)
+        #expect(preview.jpeg.count < 1024, "inline preview is \(preview.jpeg.count) bytes")
+        #expect(try probeBack(preview.jpeg).mime == "image/jpeg")
+    }
+
+    @Test("the longest side is configurable and small pictures are not enlarged")
+    func sizes() throws {
+        let info = try MediaProbe.probe(path: fixture("photo.jpg"))
+        #expect(try Thumbnailer.make(path: fixture("photo.jpg"), info: info, maxSide: 100).thumbnail.width == 100)
+        #expect(try Thumbnailer.make(path: fixture("photo.jpg"), info: info, maxSide: 2000).thumbnail.width == 640)
+    }
+}
