@@ -117,7 +117,7 @@ var targets: [Target] = [
     .target(
         name: "TernAPI",
         dependencies: [
-            "TernAuth", "TernStore", "TernCore", "TernRelay", "TernWire",
+            "TernAuth", "TernStore", "TernCore", "TernRelay", "TernWire", "TernMedia",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -131,7 +131,7 @@ var targets: [Target] = [
     .target(
         name: "TernServer",
         dependencies: [
-            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernLMDB", "TernRelay", "TernGateway",
+            "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernLMDB", "TernRelay", "TernGateway", "TernMedia",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -147,7 +147,12 @@ var targets: [Target] = [
     // content-addressed blob store. Owns every unsafe libav call.
     .target(
         name: "TernMedia",
-        dependencies: ["CAV", "TernSodium", "TernCore"],
+        dependencies: [
+            "CAV", "TernSodium", "TernCore", "TernStore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ],
         path: "Media/TernMedia",
         swiftSettings: strict
     ),
@@ -201,7 +206,7 @@ var targets: [Target] = [
         name: "TernServerTests",
         dependencies: [
             "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernTestSupport", "tern",
-            "TernWSClient", "TernRelay", "TernWire", "TernOps", "TernLMDB",
+            "TernWSClient", "TernRelay", "TernWire", "TernOps", "TernLMDB", "TernMedia",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),

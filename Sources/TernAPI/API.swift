@@ -13,6 +13,7 @@ import Hummingbird
 import Logging
 import TernAuth
 import TernCore
+import TernMedia
 import TernRelay
 import TernStore
 
@@ -33,11 +34,16 @@ public struct APIDependencies: Sendable {
     public var metricsText: (@Sendable () -> String)?
     /// Readiness beyond the store (e.g. "draining" during shutdown); nil means ready.
     public var notReadyReason: @Sendable () -> String?
+    /// Uploads and downloads; nil serves no media routes.
+    public var media: MediaService?
+    /// Uploads per user (`media.upload_rate`).
+    public var uploadLimit = RateLimit.per(.minutes(1), 60)
 
     public init(
         store: Store, auth: AuthService, relay: Relay, clock: any TernClock, maxBodySize: Int, trustForwardedFor: Bool,
         ipLimit: RateLimit, userLimit: RateLimit, echoOTP: Bool, metricsText: (@Sendable () -> String)?,
-        notReadyReason: @escaping @Sendable () -> String? = { nil }
+        notReadyReason: @escaping @Sendable () -> String? = { nil }, media: MediaService? = nil,
+        uploadLimit: RateLimit = .per(.minutes(1), 60)
     ) {
         self.store = store
         self.auth = auth
@@ -50,6 +56,8 @@ public struct APIDependencies: Sendable {
         self.echoOTP = echoOTP
         self.metricsText = metricsText
         self.notReadyReason = notReadyReason
+        self.media = media
+        self.uploadLimit = uploadLimit
     }
 }
 
@@ -75,6 +83,10 @@ public func buildRouter(_ deps: APIDependencies) -> Router<TernRequestContext> {
     let chats = ChatService(store: deps.store, clock: deps.clock, registry: deps.relay.registry)
     ChatRoutes(deps: deps, chats: chats, groups: GroupService(relay: deps.relay)).register(on: authed)
     MessageRoutes(deps: deps, chats: chats).register(on: authed)
+    if let media = deps.media {
+        MediaRoutes(deps: deps, media: media, uploadLimiter: RateLimiter(limit: deps.uploadLimit, clock: deps.clock))
+            .register(authed: authed, public: router)
+    }
     // A plain GET of the WebSocket path (no upgrade headers) explains itself.
     router.get("ws") { _, _ -> Response in
         throw TernError(.badRequest, "this is the WebSocket endpoint: connect with a WebSocket upgrade and an access token")

@@ -47,6 +47,14 @@ public struct TernConfiguration: Sendable {
     public var adminToken = ""
     public var drainWindow: Duration = .seconds(5)
     public var mailboxCensusInterval: Duration = .seconds(30)
+    public var mediaImageMax = 16 << 20
+    public var mediaVideoMax = 64 << 20
+    public var mediaAudioMax = 16 << 20
+    public var mediaDocumentMax = 100 << 20
+    public var mediaThumbnailSize = 320
+    public var mediaURLTTL: Duration = .hours(1)
+    public var mediaWorkers = 2
+    public var mediaUploadRate = RateLimit.per(.minutes(1), 60)
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
 
@@ -56,6 +64,8 @@ public struct TernConfiguration: Sendable {
     public var storePath: String { dataDirectory + "/store" }
     /// Signing keys and secrets.
     public var keysPath: String { dataDirectory + "/keys" }
+    /// Blobs (uploads, thumbnails) and upload temporaries.
+    public var mediaPath: String { dataDirectory + "/media" }
     /// The admin token file used when `admin.token` is empty.
     public var adminTokenPath: String { keysPath + "/admin.token" }
     /// Whether the admin listener runs.
@@ -172,6 +182,14 @@ public struct TernConfiguration: Sendable {
         }
         config.drainWindow = duration("shutdown.drain_window") ?? config.drainWindow
         config.mailboxCensusInterval = duration("metrics.mailbox_census_interval") ?? config.mailboxCensusInterval
+        config.mediaImageMax = size("media.image_max_size") ?? config.mediaImageMax
+        config.mediaVideoMax = size("media.video_max_size") ?? config.mediaVideoMax
+        config.mediaAudioMax = size("media.audio_max_size") ?? config.mediaAudioMax
+        config.mediaDocumentMax = size("media.document_max_size") ?? config.mediaDocumentMax
+        config.mediaThumbnailSize = int("media.thumbnail_size") ?? config.mediaThumbnailSize
+        config.mediaURLTTL = duration("media.url_ttl") ?? config.mediaURLTTL
+        config.mediaWorkers = int("media.workers") ?? config.mediaWorkers
+        config.mediaUploadRate = rate("media.upload_rate") ?? config.mediaUploadRate
 
         // Rules that span keys.
         if config.otpSender == "webhook" && config.webhookURL.isEmpty {

@@ -30,17 +30,21 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case storeUnavailable = "STORE_UNAVAILABLE"
     case storageFull = "STORAGE_FULL"
     case shuttingDown = "SHUTTING_DOWN"
+    case mediaTooLarge = "MEDIA_TOO_LARGE"
+    case mediaInvalidType = "MEDIA_INVALID_TYPE"
+    case rangeNotSatisfiable = "RANGE_NOT_SATISFIABLE"
 
     /// The HTTP status this code is sent with.
     public var status: Int {
         switch self {
-        case .badRequest, .validation, .otpExpired, .otpInvalid: 400
+        case .badRequest, .validation, .otpExpired, .otpInvalid, .mediaInvalidType: 400
         case .unauthorized, .tokenInvalid, .tokenExpired, .tokenReused, .sessionRevoked: 401
         case .forbidden, .userBlocked, .notChatMember, .notAdmin: 403
         case .notFound, .chatNotFound: 404
         case .methodNotAllowed: 405
         case .conflict, .alreadyMember: 409
-        case .payloadTooLarge: 413
+        case .payloadTooLarge, .mediaTooLarge: 413
+        case .rangeNotSatisfiable: 416
         case .unsupportedMediaType: 415
         case .tooManyRequests, .otpMaxAttempts: 429
         case .internalError: 500

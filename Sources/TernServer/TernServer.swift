@@ -17,6 +17,7 @@ import TernConfig
 import TernCore
 import TernGateway
 import TernLMDB
+import TernMedia
 import TernRelay
 import TernStore
 import UnixSignals
@@ -28,6 +29,7 @@ public final class TernServer: Sendable {
     public let auth: AuthService
     public let keyRing: KeyRing
     public let relay: Relay
+    public let media: MediaService
     private let logger: Logger
     private let clock: any TernClock
     private let httpClient: HTTPClient?
@@ -100,6 +102,24 @@ public final class TernServer: Sendable {
             Task { await store.close() }
             throw error
         }
+        do {
+            var mediaSettings = MediaSettings()
+            mediaSettings.imageMax = configuration.mediaImageMax
+            mediaSettings.videoMax = configuration.mediaVideoMax
+            mediaSettings.audioMax = configuration.mediaAudioMax
+            mediaSettings.documentMax = configuration.mediaDocumentMax
+            mediaSettings.thumbnailSide = configuration.mediaThumbnailSize
+            mediaSettings.urlTTL = configuration.mediaURLTTL
+            mediaSettings.workers = configuration.mediaWorkers
+            media = try MediaService(
+                store: store, root: configuration.mediaPath,
+                urlKey: try SecretFiles.loadOrCreate(configuration.keysPath + "/media-url.key", length: 32),
+                settings: mediaSettings, clock: clock, logger: logger)
+        } catch {
+            let store = self.store
+            Task { await store.close() }
+            throw error
+        }
         if configuration.adminEnabled {
             let token = configuration.adminToken.isEmpty
                 ? try SecretFiles.loadOrCreateToken(configuration.adminTokenPath) : configuration.adminToken
@@ -117,7 +137,7 @@ public final class TernServer: Sendable {
                 ipLimit: configuration.effective(configuration.ipRateLimit),
                 userLimit: configuration.effective(configuration.userRateLimit),
                 echoOTP: configuration.echoesOTP, metricsText: metricsText,
-                notReadyReason: { relay.isDraining ? "draining" : nil })
+                notReadyReason: { relay.isDraining ? "draining" : nil }, media: media, uploadLimit: configuration.mediaUploadRate)
         ).buildResponder()
     }
 
@@ -173,10 +193,12 @@ public final class TernServer: Sendable {
         do {
             try await serviceGroup.run()
         } catch {
+            await media.shutdown()
             await store.close()
             try? await httpClient?.shutdown()
             throw error
         }
+        await media.shutdown()
         await store.close()
         try? await httpClient?.shutdown()
         logger.notice("tern stopped")

@@ -33,6 +33,8 @@ import TernLMDB
 /// | `dedupe`       | sender id (16) ‖ client_msg_id (UTF-8) | chat id (16) ‖ seq (u64)    |
 /// | `mailbox`      | device number (u64) ‖ seq (u64)       | `MailboxEntry`               |
 /// | `mailbox_heads`| device number (u64)                   | last seq (u64)               |
+/// | `media`        | media id (16)                         | `MediaRecord`                |
+/// | `media_chats`  | media id (16) ‖ chat id (16)          | empty                        |
 public enum Schema {
     /// The schema this binary writes. A store with a higher version is refused; a lower one
     /// is migrated at open.
@@ -43,7 +45,7 @@ public enum Schema {
         "meta", "users", "phones", "devices", "user_devices", "sessions", "refresh", "otps",
         "contacts", "blocks", "privacy", "push_tokens", "user_push", "presence",
         "chats", "chat_heads", "chat_members", "user_chats", "direct_chats", "messages", "receipts", "dedupe",
-        "mailbox", "mailbox_heads",
+        "mailbox", "mailbox_heads", "media", "media_chats",
     ]
 }
 
@@ -83,6 +85,8 @@ public struct Tables: Sendable {
     public let dedupe: LMDBDatabase
     public let mailbox: LMDBDatabase
     public let mailboxHeads: LMDBDatabase
+    public let media: LMDBDatabase
+    public let mediaChats: LMDBDatabase
 
     /// Opens every table; creates missing ones unless the environment is read-only.
     init(environment: LMDBEnvironment) throws {
@@ -115,6 +119,8 @@ public struct Tables: Sendable {
         dedupe = opened["dedupe"]!
         mailbox = opened["mailbox"]!
         mailboxHeads = opened["mailbox_heads"]!
+        media = opened["media"]!
+        mediaChats = opened["media_chats"]!
     }
 }
 

@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import TernCore
+import TernSodium
+import TernStore
+
+/// The `media.*` configuration.
+public struct MediaSettings: Sendable {
+    public var imageMax = 16 << 20
+    public var videoMax = 64 << 20
+    public var audioMax = 16 << 20
+    public var documentMax = 100 << 20
+    /// Longest side of thumbnails.
+    public var thumbnailSide = 320
+    /// Lifetime of a presigned download URL.
+    public var urlTTL: Duration = .hours(1)
+    /// Threads of the media worker pool (libav work never runs on an event loop).
+    public var workers = 2
+    public var limits = MediaLimits()
+
+    public init() {}
+
+    public func limit(for kind: MediaKind) -> Int {
+        switch kind {
+        case .image: imageMax
+        case .video: videoMax
+        case .audio: audioMax
+        case .document: documentMax
+        }
+    }
+
+    /// The largest of the per-kind limits (what an upload of unknown kind may stream).
+    public var largest: Int { max(imageMax, videoMax, audioMax, documentMax) }
+}
+
+/// Uploads, metadata and presigned downloads. libav work (probing, thumbnails) runs on the
+/// media worker pool, a bounded set of threads separate from the event loops and the store.
+public final class MediaService: Sendable {
+    public let blobs: BlobStore
+    public let settings: MediaSettings
+    let store: Store
+    let urlKey: [UInt8]
+    let pool: NIOThreadPool
+    let clock: any TernClock
+    let logger: Logger
+
+    public init(store: Store, root: String, urlKey: [UInt8], settings: MediaSettings, clock: any TernClock, logger: Logger) throws {
+        precondition(urlKey.count == MessageAuthentication.keyLength)
+        self.store = store
+        self.blobs = try BlobStore(root: root)
+        self.settings = settings
+        self.urlKey = urlKey
+        self.clock = clock
+        self.logger = logger
+        pool = NIOThreadPool(numberOfThreads: max(1, settings.workers))
+        pool.start()
+    }
+
+    public func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+
+    /// The streaming limit for an upload the client declared as `mime` / `filename`: the
+    /// limit of that kind when the declaration names one, else the largest.
+    public func streamingLimit(declaredMime: String?, filename: String?) -> Int {
+        let ext = (filename.map { ($0 as NSString).pathExtension.lowercased() }) ?? ""
+        let mime = declaredMime?.lowercased() ?? ""
+        if mime.hasPrefix("image/") || ["jpg", "jpeg", "png", "webp", "gif"].contains(ext) { return settings.imageMax }
+        if mime.hasPrefix("video/") || ["mp4", "mov", "3gp", "webm"].contains(ext) { return settings.videoMax }
+        if mime.hasPrefix("audio/") || ["m4a", "aac", "ogg", "opus", "mp3", "amr", "wav"].contains(ext) { return settings.audioMax }
+        return settings.largest
+    }
+
+    /// Finishes an upload streamed into `writer`: probes it (refused files are never
+    /// stored), checks the limit of its real kind, makes the thumbnail and preview, moves it
+    /// to its content address and records it. Returns the new media id and record.
+    public func finishUpload(
+        _ writer: BlobWriter, uploader: TernID, filename: String, declaredMime: String?
+    ) async throws -> (id: TernID, record: MediaRecord) {
+        let settings = self.settings
+        let blobs = self.blobs
+        let declaredText = declaredMime?.lowercased().hasPrefix("text/plain") == true || filename.lowercased().hasSuffix(".txt")
+        struct Processed: Sendable {
+            var info: MediaInfo
+            var hash: String
+            var size: Int
+            var thumbnail: (hash: String, width: Int, height: Int)?
+            var preview: [UInt8]
+        }
+        let processed: Processed
+        do {
+            processed = try await pool.runIfActive {
+                let info: MediaInfo
+                do {
+                    info = try MediaProbe.probe(path: writer.path, declaredText: declaredText, filename: filename, limits: settings.limits)
+                } catch let error as MediaError {
+                    throw TernError(.mediaInvalidType, "unsupported file type: \(error.description)")
+                }
+                let limit = settings.limit(for: info.kind)
+                guard writer.size <= limit else {
+                    throw TernError(.mediaTooLarge, "file too large, max \(limit) bytes for \(info.kind.rawValue)")
+                }
+                var thumbnail: (String, Int, Int)?
+                var preview: [UInt8] = []
+                if info.hasPicture {
+                    do {
+                        let made = try Thumbnailer.make(path: writer.path, info: info, maxSide: settings.thumbnailSide, limits: settings.limits)
+                        thumbnail = (try blobs.put(made.thumbnail.jpeg), made.thumbnail.width, made.thumbnail.height)
+                        preview = made.preview.jpeg
+                    } catch let error as MediaError {
+                        throw TernError(.mediaInvalidType, "the file cannot be decoded: \(error.description)")
+                    }
+                }
+                let stored = try blobs.commit(writer)
+                return Processed(info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview)
+            }
+        } catch {
+            writer.abort()
+            throw error
+        }
+        let info = processed.info
+        let record = MediaRecord(
+            uploader: uploader, kind: info.kind.rawValue, mime: info.mime, filename: filename, size: UInt64(processed.size),
+            blob: processed.hash, width: UInt32(info.width ?? 0), height: UInt32(info.height ?? 0), durationMs: info.durationMs ?? -1,
+            thumbnail: processed.thumbnail?.hash ?? "", thumbnailWidth: UInt32(processed.thumbnail?.width ?? 0),
+            thumbnailHeight: UInt32(processed.thumbnail?.height ?? 0), preview: processed.preview, status: .ready,
+            createdAt: clock.now())
+        let id = TernID.random()
+        try await store.write { tx in try tx.putMedia(id, record) }
+        return (id, record)
+    }
+
+    /// The record of media `id` if `user` may see it (uploader or member of a chat it was
+    /// sent in); otherwise 404, never revealing that it exists.
+    public func record(_ id: TernID, for user: TernID) async throws -> MediaRecord {
+        let found = try await store.read { tx -> MediaRecord? in
+            guard let record = try tx.media(id), try tx.canSee(media: id, record, user: user) else { return nil }
+            return record
+        }
+        guard let found else { throw TernError(.notFound, "media not found") }
+        return found
+    }
+
+    // MARK: presigned URLs
+
+    /// `/media/<id>[/thumbnail]?exp=<unix s>&uid=<user>&sig=<base64url>`: valid for
+    /// `settings.urlTTL`, for `user` only, for GET and HEAD.
+    public func signedPath(_ id: TernID, thumbnail: Bool, user: TernID) -> String {
+        let path = "/media/\(id)" + (thumbnail ? "/thumbnail" : "")
+        let expires = (clock.now() + settings.urlTTL).seconds
+        let sig = Base64URL.encode(MessageAuthentication.tag(Self.signed(path, expires, user), key: urlKey))
+        return "\(path)?exp=\(expires)&uid=\(user)&sig=\(sig)"
+    }
+
+    /// Checks a presigned URL in constant time; returns the user it was issued to.
+    public func verify(path: String, exp: String?, uid: String?, sig: String?) throws -> TernID {
+        guard let exp, let expires = Int64(exp), let uid, let user = TernID(uid), let sig, let tag = try? Base64URL.decode(sig) else {
+            throw TernError(.forbidden, "missing or malformed signature")
+        }
+        guard MessageAuthentication.verify(tag, Self.signed(path, expires, user), key: urlKey) else {
+            throw TernError(.forbidden, "invalid signature")
+        }
+        guard clock.now().seconds <= expires else { throw TernError(.forbidden, "this link has expired") }
+        return user
+    }
+
+    static func signed(_ path: String, _ expires: Int64, _ user: TernID) -> [UInt8] {
+        Array("GET\n\(path)\n\(expires)\n\(user)".utf8)
+    }
+
+    /// The blob file to serve for a verified URL: the original or the thumbnail.
+    public func file(_ id: TernID, thumbnail: Bool) async throws -> (path: String, size: Int, hash: String, mime: String) {
+        let record = try await store.read { tx in try tx.media(id) }
+        guard let record else { throw TernError(.notFound, "media not found") }
+        let hash = thumbnail ? record.thumbnail : record.blob
+        guard BlobStore.isValid(hash) else { throw TernError(.notFound, "this media has no thumbnail") }
+        let path = blobs.path(of: hash)
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1
+        guard size >= 0 else { throw TernError(.notFound, "media file missing") }
+        return (path, size, hash, thumbnail ? "image/jpeg" : record.mime)
+    }
+}
