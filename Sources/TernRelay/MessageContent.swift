@@ -35,6 +35,8 @@ public struct MessageContent: Sendable, Equatable {
     public var payload: [UInt8]
     /// Plain text for previews: the body, caption, or place/contact name.
     public var previewText: String
+    /// The uploaded media an image/video/audio/document message refers to.
+    public var mediaID: TernID?
 
     /// Validates `type` and `payload` from a client. Errors are 400 VALIDATION_ERROR naming
     /// the field.
@@ -47,6 +49,7 @@ public struct MessageContent: Sendable, Equatable {
         var w = JSONWriter(capacity: 128)
         w.beginObject()
         var preview = ""
+        var mediaID: TernID?
 
         func text(_ key: String, max: Int, required: Bool, multiline: Bool = true) throws(TernError) -> String? {
             guard let value = p[key], !value.isNull else {
@@ -74,7 +77,9 @@ public struct MessageContent: Sendable, Equatable {
             preview = body
         case .image, .video, .audio, .document:
             let media = try text("media_id", max: MessageLimits.mediaIDMax, required: true, multiline: false)!
-            w.member("media_id", media)
+            guard let id = TernID(media) else { throw .validation("payload.media_id must be the media_id of an upload") }
+            mediaID = id
+            w.member("media_id", id.description)
             if let caption = try text("caption", max: MessageLimits.captionMax, required: false) {
                 w.member("caption", caption)
                 preview = caption
@@ -139,7 +144,7 @@ public struct MessageContent: Sendable, Equatable {
         }
         w.endObject()
         if preview.isEmpty { preview = "[\(kind.rawValue)]" }
-        return MessageContent(kind: kind, payload: w.bytes, previewText: preview)
+        return MessageContent(kind: kind, payload: w.bytes, previewText: preview, mediaID: mediaID)
     }
 }
 

@@ -156,6 +156,17 @@ public final class Relay: Sendable {
         if chat.kind == .group && chat.adminOnly && membership.role != .admin {
             throw TernError(.notAdmin, "only admins can send messages in this group")
         }
+        if let media = command.content.mediaID {
+            // The sender must be able to see the media (its uploader, or a member of a chat it
+            // was sent in: forwarding); from now on this chat's members may download it.
+            guard let record = try tx.media(media), try tx.canSee(media: media, record, user: sender.user) else {
+                throw TernError.validation("payload.media_id is not an upload you can send")
+            }
+            guard record.kind == command.content.kind.rawValue || command.content.kind == .document else {
+                throw TernError.validation("payload.media_id is a \(record.kind), not a \(command.content.kind.rawValue)")
+            }
+            try tx.linkMedia(media, chat: command.chat)
+        }
         if let existing = try tx.dedupe(sender: sender.user, clientMsgID: command.clientMsgID) {
             guard let record = try tx.message(existing) else { throw TernError(.internalError, "deduplicated message is missing") }
             return SendResult(outcome: SendOutcome(id: existing, record: record, duplicate: true), deliveries: [], data: [])

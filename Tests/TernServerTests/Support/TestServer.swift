@@ -96,7 +96,7 @@ final class InProcessServer: Sendable {
     /// Starts a server with `configure` applied to a test configuration (echoed codes,
     /// relaxed limits unless the test sets its own).
     static func start(
-        dir: TemporaryDirectory = TemporaryDirectory("tern-server"),
+        dir: TemporaryDirectory = TemporaryDirectory("tern-server"), clock: any TernClock = SystemClock(),
         _ configure: (inout TernConfiguration) -> Void = { _ in }
     ) async throws -> InProcessServer {
         var config = try ConfigLoader.load(file: nil, environment: ["AUTH_DEV_MODE": "true"], overrides: []).get()
@@ -107,7 +107,7 @@ final class InProcessServer: Sendable {
         configure(&config)
         var logger = Logger(label: "tern-test")
         logger.logLevel = .warning
-        let server = try TernServer(configuration: config, logger: logger)
+        let server = try TernServer(configuration: config, logger: logger, clock: clock)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: ListeningPorts.self)
         let task = Task {
             try await server.run(handleSignals: false) { ports in portContinuation.yield(ports) }

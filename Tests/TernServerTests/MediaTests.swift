@@ -1,0 +1,250 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import TernCore
+import TernMedia
+import TernTestSupport
+
+/// Media fixtures for the HTTP tests, made once per process by the media tests' script.
+let mediaFixtures: String = {
+    let dir = NSTemporaryDirectory() + "tern-http-media-fixtures-\(getpid())"
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("TernMediaTests/make-fixtures.sh").path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: script)
+    process.arguments = [dir]
+    try! process.run()
+    process.waitUntilExit()
+    precondition(process.terminationStatus == 0, "make-fixtures.sh failed (ffmpeg is installed by Ops/setup --test)")
+    return dir
+}()
+
+func mediaFixture(_ name: String) -> [UInt8] {
+    [UInt8](FileManager.default.contents(atPath: mediaFixtures + "/" + name) ?? Data())
+}
+
+extension TestClient {
+    /// Uploads `bytes` as the multipart field `file`.
+    func upload(_ bytes: [UInt8], filename: String, contentType: String = "application/octet-stream", token: String) async throws -> TestResponse {
+        let boundary = "tern-\(UUID().uuidString)"
+        var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nignored\r\n".utf8)
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\nContent-Type: \(contentType)\r\n\r\n".utf8)
+        body += bytes
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        return try await request(.POST, "/api/v1/media/upload", bytes: body, token: token, headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
+    }
+
+    func get(_ path: String, headers: [(String, String)] = []) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await http.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 256 << 20)
+        return (Int(response.status.code), response.headers, Array(buffer: body))
+    }
+}
+
+@Suite("Media over HTTP: uploads, probing, presigned downloads")
+struct MediaHTTPTests {
+    @Test("every accepted type uploads with its real kind; crafted and unsupported files are refused and the server keeps serving")
+    func acceptedAndRefused() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let accepted: [(String, String, String)] = [
+            ("photo.jpg", "image", "image/jpeg"), ("image.png", "image", "image/png"), ("image.webp", "image", "image/webp"),
+            ("anim.gif", "image", "image/gif"), ("video.mp4", "video", "video/mp4"), ("clip.3gp", "video", "video/3gpp"),
+            ("clip.webm", "video", "video/webm"), ("voice.ogg", "audio", "audio/ogg; codecs=opus"), ("voice.m4a", "audio", "audio/mp4"),
+            ("voice.aac", "audio", "audio/aac"), ("song.mp3", "audio", "audio/mpeg"), ("sound.wav", "audio", "audio/wav"),
+            ("doc.pdf", "document", "application/pdf"), ("notes.txt", "document", "text/plain"),
+            ("archive.zip", "document", "application/zip"),
+        ]
+        for (name, kind, mime) in accepted {
+            // Declared as a generic binary: the kind comes from the content.
+            let r = try await c.upload(mediaFixture(name), filename: name, contentType: name.hasSuffix(".txt") ? "text/plain" : "application/octet-stream", token: a.accessToken)
+            #expect(r.status == 201, "\(name): \(r.body)")
+            #expect(r.data["file_type"] as? String == kind && r.data["mime_type"] as? String == mime, "\(name): \(r.body)")
+            #expect(r.data["size_bytes"] as? Int == mediaFixture(name).count)
+            if kind == "image" || kind == "video" {
+                #expect(r.data["thumbnail_url"] is String && r.data["preview"] is String && r.data["width"] is Int, "\(name)")
+            }
+            if kind == "audio" || kind == "video" { #expect((r.data["duration_ms"] as? Int ?? 0) >= 1900, "\(name)") }
+        }
+        for name in ["truncated.mp4", "playlist.mp4", "concat.mp4", "empty.bin", "random.bin", "bomb.png", "clip.mkv"] {
+            let r = try await c.upload(mediaFixture(name), filename: name, contentType: "video/mp4", token: a.accessToken)
+            #expect(r.status == 400 && r.errorCode == "MEDIA_INVALID_TYPE", "\(name): \(r.status) \(r.body)")
+        }
+        // A text file sent as a video is refused; the same bytes as text are a document.
+        let text = try await c.upload(mediaFixture("notes.txt"), filename: "clip.mp4", contentType: "video/mp4", token: a.accessToken)
+        #expect(text.errorCode == "MEDIA_INVALID_TYPE")
+        // Malformed requests.
+        var r = try await c.request(.POST, "/api/v1/media/upload", json: ["file": "x"], token: a.accessToken)
+        #expect(r.status == 415)
+        r = try await c.request(.POST, "/api/v1/media/upload", raw: "--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b--\r\n",
+                                token: a.accessToken, headers: [("Content-Type", "multipart/form-data; boundary=b")])
+        #expect(r.status == 400 && (r.errorMessage ?? "").contains("file"))
+        r = try await c.upload(mediaFixture("photo.jpg"), filename: "photo.jpg", token: "nope")
+        #expect(r.status == 401)
+        #expect(try await c.request(.GET, "/health").status == 200)
+        // Refused uploads leave no file behind.
+        let tmp = try FileManager.default.contentsOfDirectory(atPath: s.dir.path + "/media/tmp")
+        #expect(tmp.isEmpty, "\(tmp)")
+        await s.stop()
+    }
+
+    @Test("uploads over the limit are refused: by Content-Length at once, while streaming, and by the real kind")
+    func limits() async throws {
+        let s = try await InProcessServer.start { config in
+            config.mediaImageMax = 256 << 10
+            config.mediaVideoMax = 1 << 20
+            config.mediaAudioMax = 1 << 20
+            config.mediaDocumentMax = 1 << 20
+        }
+        let c = s.client
+        let a = try await c.login(testPhone())
+        // Declared too large.
+        var r = try await c.request(.POST, "/api/v1/media/upload", bytes: [UInt8](repeating: 0, count: 2 << 20), token: a.accessToken,
+                                    headers: [("Content-Type", "multipart/form-data; boundary=b")])
+        #expect(r.status == 413 && r.errorCode == "MEDIA_TOO_LARGE")
+        // Streamed without a length: cut off once the declared image passes 256 KiB.
+        let boundary = "stream-boundary"
+        let head = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
+        let chunks = AsyncStream<ByteBuffer> { continuation in
+            continuation.yield(ByteBuffer(bytes: head))
+            for _ in 0..<160 { continuation.yield(ByteBuffer(repeating: 0x41, count: 64 << 10)) }  // 10 MiB
+            continuation.finish()
+        }
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(c.port)/api/v1/media/upload")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(a.accessToken)")
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        request.body = .stream(chunks, length: .unknown)
+        do {
+            let response = try await c.http.execute(request, timeout: .seconds(30))
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            #expect(response.status.code == 413 && body.contains("MEDIA_TOO_LARGE"), "\(body)")
+        } catch {
+            // The server may close before the client finished sending: also a refusal.
+            Issue.record("no response to an oversized stream: \(error)")
+        }
+        // Within the streaming limit of an undeclared kind, over the limit of its real kind.
+        r = try await c.upload(mediaFixture("big.jpg"), filename: "upload.bin", token: a.accessToken)
+        #expect(r.status == 413 && (r.errorMessage ?? "").contains("image"), "\(r.body)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.dir.path + "/media/tmp").isEmpty)
+        await s.stop()
+    }
+
+    @Test("the same bytes uploaded twice are stored once")
+    func deduplicated() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone())
+        let first = try await c.upload(mediaFixture("photo.jpg"), filename: "a.jpg", token: a.accessToken)
+        let second = try await c.upload(mediaFixture("photo.jpg"), filename: "b.jpg", token: b.accessToken)
+        #expect(first.data["media_id"] as? String != second.data["media_id"] as? String)
+        let hash = try #require(first.data["sha256"] as? String)
+        #expect(second.data["sha256"] as? String == hash)
+        let blobs = FileManager.default.enumerator(atPath: s.dir.path + "/media/blobs")?.allObjects as? [String] ?? []
+        let files = blobs.filter { $0.split(separator: "/").count == 3 }
+        #expect(files.count == 2, "the photo and its thumbnail, once each: \(files)")
+        let stored = try #require(FileManager.default.contents(atPath: s.dir.path + "/media/blobs/\(hash.prefix(2))/\(hash.dropFirst(2).prefix(2))/\(hash)"))
+        #expect([UInt8](stored) == mediaFixture("photo.jpg"))
+        await s.stop()
+    }
+
+    @Test("presigned downloads: exact Range bytes, 416, HEAD, ETag/304, immutable caching, and a thumbnail that decodes")
+    func downloads() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let original = mediaFixture("video.mp4")
+        let up = try await c.upload(original, filename: "video.mp4", token: a.accessToken)
+        let url = try #require(up.data["url"] as? String)
+        var r = try await c.get(url)
+        #expect(r.status == 200 && r.body == original)
+        #expect(r.headers["Cache-Control"].first?.contains("immutable") == true)
+        let etag = try #require(r.headers["ETag"].first)
+        #expect(etag.contains(up.data["sha256"] as? String ?? "?"))
+        for (header, range) in [("bytes=0-99", 0...99), ("bytes=1000-1999", 1000...1999), ("bytes=-500", (original.count - 500)...(original.count - 1)),
+                                ("bytes=\(original.count - 10)-", (original.count - 10)...(original.count - 1)),
+                                ("bytes=100-999999999", 100...(original.count - 1))] {
+            r = try await c.get(url, headers: [("Range", header)])
+            #expect(r.status == 206, "\(header)")
+            #expect(r.body == Array(original[range]), "\(header)")
+            #expect(r.headers["Content-Range"].first == "bytes \(range.lowerBound)-\(range.upperBound)/\(original.count)")
+        }
+        r = try await c.get(url, headers: [("Range", "bytes=\(original.count)-")])
+        #expect(r.status == 416 && r.headers["Content-Range"].first == "bytes */\(original.count)")
+        r = try await c.get(url, headers: [("If-None-Match", etag)])
+        #expect(r.status == 304 && r.body.isEmpty)
+        var head = HTTPClientRequest(url: "http://127.0.0.1:\(c.port)\(url)")
+        head.method = .HEAD
+        let headResponse = try await c.http.execute(head, timeout: .seconds(10))
+        #expect(headResponse.status.code == 200 && headResponse.headers["Content-Length"].first == "\(original.count)")
+
+        let thumbURL = try #require(up.data["thumbnail_url"] as? String)
+        r = try await c.get(thumbURL)
+        #expect(r.status == 200 && r.headers["Content-Type"].first == "image/jpeg")
+        let path = s.dir.path + "/thumb.jpg"
+        try Data(r.body).write(to: URL(fileURLWithPath: path))
+        let info = try MediaProbe.probe(path: path)
+        #expect(info.kind == .image && info.width == 320 && info.height == 240)
+        await s.stop()
+    }
+
+    @Test("tampered, expired and other-user links get 403; only the uploader and members of chats it was sent in obtain links")
+    func access() async throws {
+        let clock = ManualClock(SystemClock().now())
+        let s = try await InProcessServer.start(clock: clock)
+        let c = s.client
+        let users = try await c.users(3)
+        let (a, b, outsider) = (users[0], users[1], users[2])
+        let up = try await c.upload(mediaFixture("photo.jpg"), filename: "photo.jpg", token: a.accessToken)
+        let id = try #require(up.data["media_id"] as? String)
+        let url = try #require(up.data["url"] as? String)
+        #expect(try await c.get(url).status == 200)
+
+        // Tampered: another id, another user, a later expiry, a changed signature.
+        var components = URLComponents(string: "http://x" + url)!
+        func with(_ name: String, _ value: String) -> String {
+            var copy = components
+            copy.queryItems = copy.queryItems!.map { $0.name == name ? URLQueryItem(name: name, value: value) : $0 }
+            return copy.percentEncodedPath + "?" + copy.percentEncodedQuery!
+        }
+        let exp = Int(components.queryItems!.first { $0.name == "exp" }!.value!)!
+        for tampered in [with("uid", b.userID), with("exp", "\(exp + 3600)"), with("sig", "AAAA" + String(components.queryItems!.first { $0.name == "sig" }!.value!.dropFirst(4)))] {
+            let r = try await c.get(tampered)
+            #expect(r.status == 403, "\(tampered)")
+        }
+        components.path = "/media/\(UUID().uuidString.lowercased())"
+        #expect(try await c.get(components.percentEncodedPath + "?" + components.percentEncodedQuery!).status == 403)
+        #expect(try await c.get("/media/\(id)").status == 403, "no signature")
+
+        // Not sent anywhere yet: only the uploader sees it.
+        var r = try await c.request(.GET, "/api/v1/media/\(id)", token: b.accessToken)
+        #expect(r.status == 404)
+        // A message needs media the sender may send.
+        let chat = try await c.directChat(a, b)
+        r = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "image", "payload": ["media_id": id], "client_msg_id": "m1"], token: b.accessToken)
+        #expect(r.status == 400, "b cannot send a's private upload")
+        r = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "video", "payload": ["media_id": id], "client_msg_id": "m2"], token: a.accessToken)
+        #expect(r.status == 400, "an image is not a video")
+        r = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "image", "payload": ["media_id": id], "client_msg_id": "m3"], token: a.accessToken)
+        #expect(r.status == 201, "\(r.body)")
+        // Now b (a member of that chat) obtains its own link; the outsider still cannot.
+        r = try await c.request(.GET, "/api/v1/media/\(id)", token: b.accessToken)
+        #expect(r.status == 200)
+        let bURL = try #require(r.data["url"] as? String)
+        #expect(try await c.get(bURL).body == mediaFixture("photo.jpg"))
+        r = try await c.request(.GET, "/api/v1/media/\(id)", token: outsider.accessToken)
+        #expect(r.status == 404)
+
+        // Expired: an hour and a bit later the same links are refused.
+        clock.advance(by: .seconds(3601))
+        let expired = try await c.get(bURL)
+        #expect(expired.status == 403 && String(decoding: expired.body, as: UTF8.self).contains("expired"))
+        await s.stop()
+    }
+}
