@@ -95,7 +95,9 @@ final class AVInput {
         }
     }
 
-    /// The demuxer libav's content probe picks for the first 256 KiB of `path`, if allowed.
+    /// The demuxer libav's content probe picks for the start of `path`, if allowed. Like
+    /// libav's own probing it starts with 2 KiB and doubles up to 256 KiB until a demuxer is
+    /// sure (score above 25), so that a plain JPEG is not scanned as MP3 for 256 KiB.
     static func detect(_ path: String) throws -> UnsafePointer<AVInputFormat> {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw MediaError("cannot read the file") }
         let head = [UInt8](handle.readData(ofLength: 256 << 10))
@@ -104,16 +106,23 @@ final class AVInput {
         // libav reads up to 32 bytes past the end of a probe buffer: pad with zeros.
         var buffer = head + [UInt8](repeating: 0, count: 64)
         var score: Int32 = 0
-        let format = buffer.withUnsafeMutableBufferPointer { bytes -> UnsafePointer<AVInputFormat>? in
-            "".withCString { empty in
-                var probe = AVProbeData()
-                probe.filename = empty
-                probe.buf = bytes.baseAddress
-                probe.buf_size = Int32(head.count)
-                return av_probe_input_format3(&probe, 1, &score)
+        var found: UnsafePointer<AVInputFormat>?
+        var size = min(2048, head.count)
+        while true {
+            let length = size
+            found = buffer.withUnsafeMutableBufferPointer { bytes -> UnsafePointer<AVInputFormat>? in
+                "".withCString { empty in
+                    var probe = AVProbeData()
+                    probe.filename = empty
+                    probe.buf = bytes.baseAddress
+                    probe.buf_size = Int32(length)
+                    return av_probe_input_format3(&probe, 1, &score)
+                }
             }
+            if (found != nil && score > 25) || size >= head.count { break }
+            size = min(size * 4, head.count)
         }
-        guard let format, score > 0 else { throw MediaError("not a recognised media file") }
+        guard let format = found, score > 0 else { throw MediaError("not a recognised media file") }
         let name = String(cString: format.pointee.name)
         guard allowedDemuxers.contains(name) else { throw MediaError("\(name) files are not accepted") }
         return format

@@ -1,5 +1,5 @@
+import Crypto
 import Foundation
-import TernSodium
 
 /// Content-addressed files under `<data>/media`: `blobs/ab/cd/<sha-256 hex>`. A blob is
 /// written to `tmp/` while it is hashed, fsynced, then renamed into place; the same bytes
@@ -91,7 +91,7 @@ public final class BlobWriter: @unchecked Sendable {
     public let limit: Int
     public private(set) var size = 0
     private var fd: Int32
-    private let hasher = SHA256Stream()
+    private var hasher = Crypto.SHA256()
 
     init(directory: String, limit: Int) throws {
         path = directory + "/" + UUID().uuidString
@@ -114,7 +114,7 @@ public final class BlobWriter: @unchecked Sendable {
             abort()
             throw BlobTooLarge(limit: limit)
         }
-        hasher.update(bytes)
+        hasher.update(bufferPointer: bytes)
         var offset = 0
         while offset < bytes.count {
             let n = Foundation.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
@@ -147,7 +147,7 @@ public final class BlobWriter: @unchecked Sendable {
         }
         close(fd)
         fd = -1
-        let digest = hasher.digest()
+        let digest = Array(hasher.finalize())
         return (digest.map { String(format: "%02x", $0) }.joined(), size, path)
     }
 }

@@ -92,27 +92,24 @@ public final class MediaService: Sendable {
         let processed: Processed
         do {
             processed = try await pool.runIfActive {
-                let info: MediaInfo
+                let processed: (info: MediaInfo, thumbnail: Picture?, preview: Picture?)
                 do {
-                    info = try MediaProbe.probe(path: writer.path, declaredText: declaredText, filename: filename, limits: settings.limits)
+                    processed = try MediaProbe.process(
+                        path: writer.path, declaredText: declaredText, filename: filename, thumbnailSide: settings.thumbnailSide,
+                        limits: settings.limits)
                 } catch let error as MediaError {
                     throw TernError(.mediaInvalidType, "unsupported file type: \(error.description)")
                 }
+                let info = processed.info
                 let limit = settings.limit(for: info.kind)
                 guard writer.size <= limit else {
                     throw TernError(.mediaTooLarge, "file too large, max \(limit) bytes for \(info.kind.rawValue)")
                 }
                 var thumbnail: (String, Int, Int)?
-                var preview: [UInt8] = []
-                if info.hasPicture {
-                    do {
-                        let made = try Thumbnailer.make(path: writer.path, info: info, maxSide: settings.thumbnailSide, limits: settings.limits)
-                        thumbnail = (try blobs.put(made.thumbnail.jpeg), made.thumbnail.width, made.thumbnail.height)
-                        preview = made.preview.jpeg
-                    } catch let error as MediaError {
-                        throw TernError(.mediaInvalidType, "the file cannot be decoded: \(error.description)")
-                    }
+                if let picture = processed.thumbnail {
+                    thumbnail = (try blobs.put(picture.jpeg), picture.width, picture.height)
                 }
+                let preview = processed.preview?.jpeg ?? []
                 let stored = try blobs.commit(writer)
                 return Processed(info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview)
             }

@@ -49,6 +49,31 @@ public enum MediaProbe {
     static let audioCodecs: Set<String> = ["aac", "opus", "vorbis", "mp3", "amr_nb", "amr_wb", "pcm_s16le", "pcm_s24le", "pcm_u8", "pcm_f32le", "alac", "flac"]
     static let imageCodecs: [String: String] = ["mjpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"]
 
+    /// Probes `path` and, when it has a picture, makes its thumbnail and preview from the
+    /// same opened input (one open and one stream analysis for both).
+    public static func process(
+        path: String, declaredText: Bool, filename: String?, thumbnailSide: Int, limits: MediaLimits = MediaLimits()
+    ) throws -> (info: MediaInfo, thumbnail: Picture?, preview: Picture?) {
+        let head = try readHead(path, count: 8192)
+        guard !head.isEmpty else { throw MediaError("the file is empty") }
+        if let document = document(head, filename: filename) { return (document, nil, nil) }
+        if head.starts(with: Array("#EXTM3U".utf8)) || head.starts(with: Array("ffconcat".utf8)) {
+            throw MediaError("playlists are not media")
+        }
+        let input: AVInput
+        let info: MediaInfo
+        do {
+            input = try AVInput(path: path, limits: limits)
+            info = try probeAV(input, limits: limits)
+        } catch let error as MediaError {
+            if declaredText, isText(path) { return (MediaInfo(kind: .document, mime: "text/plain", container: "text"), nil, nil) }
+            throw error
+        }
+        guard info.hasPicture else { return (info, nil, nil) }
+        let made = try Thumbnailer.make(input, info: info, maxSide: thumbnailSide, previewSide: 16)
+        return (info, made.thumbnail, made.preview)
+    }
+
     /// Probes `path`. `declaredText` says the client sent it as plain text (a `.txt` name or
     /// `text/plain`): only then is a text file accepted, so that a playlist sent as a
     /// "video" is refused instead of stored as a document.
@@ -60,15 +85,14 @@ public enum MediaProbe {
             throw MediaError("playlists are not media")
         }
         do {
-            return try probeAV(path: path, limits: limits)
+            return try probeAV(AVInput(path: path, limits: limits), limits: limits)
         } catch let error as MediaError {
             if declaredText, isText(path) { return MediaInfo(kind: .document, mime: "text/plain", container: "text") }
             throw error
         }
     }
 
-    static func probeAV(path: String, limits: MediaLimits) throws -> MediaInfo {
-        let input = try AVInput(path: path, limits: limits)
+    static func probeAV(_ input: AVInput, limits: MediaLimits) throws -> MediaInfo {
         let demuxer = input.demuxer
         let video = input.best(AVMEDIA_TYPE_VIDEO)
         let audio = input.best(AVMEDIA_TYPE_AUDIO)

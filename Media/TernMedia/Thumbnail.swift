@@ -17,7 +17,10 @@ public enum Thumbnailer {
     public static func make(
         path: String, info: MediaInfo, maxSide: Int = 320, previewSide: Int = 16, limits: MediaLimits = MediaLimits()
     ) throws -> (thumbnail: Picture, preview: Picture) {
-        let input = try AVInput(path: path, limits: limits)
+        try make(AVInput(path: path, limits: limits), info: info, maxSide: maxSide, previewSide: previewSide)
+    }
+
+    static func make(_ input: AVInput, info: MediaInfo, maxSide: Int, previewSide: Int) throws -> (thumbnail: Picture, preview: Picture) {
         guard let stream = input.best(AVMEDIA_TYPE_VIDEO) else { throw MediaError("no picture to make a thumbnail from") }
         let frame = try decodePicture(
             input, stream, seekToSecond: info.kind == .video && (info.durationMs ?? 0) > 1500, reduceTo: maxSide)
@@ -44,8 +47,9 @@ public enum Thumbnailer {
         )
     }
 
-    /// Decodes the first picture (or, for videos longer than 1.5 s, the first one at or after
-    /// 1 s, falling back to the first picture) of `stream`.
+    /// Decodes the first picture of `stream`; for videos longer than 1.5 s, the first one
+    /// after seeking to 1 s, which lands on the last keyframe at or before 1 s (a poster
+    /// "at about 1 s or the first keyframe" without decoding a whole group of pictures).
     static func decodePicture(
         _ input: AVInput, _ stream: UnsafeMutablePointer<AVStream>, seekToSecond: Bool, reduceTo side: Int
     ) throws -> UnsafeMutablePointer<AVFrame> {
@@ -78,11 +82,8 @@ public enum Thumbnailer {
         var frame: UnsafeMutablePointer<AVFrame>? = av_frame_alloc()
         var first: UnsafeMutablePointer<AVFrame>?
         defer { if first != nil { av_frame_free(&first) } }
-        func done(_ f: UnsafeMutablePointer<AVFrame>) -> Bool {
-            guard let target else { return true }
-            let pts = f.pointee.best_effort_timestamp
-            return pts == tern_av_nopts_value() || pts >= target
-        }
+        func done(_ f: UnsafeMutablePointer<AVFrame>) -> Bool { true }
+        _ = target
         func receive() -> UnsafeMutablePointer<AVFrame>? {
             while avcodec_receive_frame(codec, frame) >= 0 {
                 if done(frame!) { return frame }

@@ -32,29 +32,6 @@ public enum SHA256 {
     }
 }
 
-/// SHA-256 over data that arrives in pieces (an upload streamed to disk). One owner at a
-/// time; `digest()` ends it.
-public final class SHA256Stream {
-    private var state = crypto_hash_sha256_state()
-
-    public init() {
-        Sodium.ensureInitialized()
-        _ = crypto_hash_sha256_init(&state)
-    }
-
-    public func update(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress else { return }
-        _ = crypto_hash_sha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
-    }
-
-    /// The digest of everything passed to `update`.
-    public func digest() -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        out.withUnsafeMutableBufferPointer { _ = crypto_hash_sha256_final(&state, $0.baseAddress!) }
-        return out
-    }
-}
-
 /// HMAC-SHA-512/256 (libsodium `crypto_auth`), 32-byte key and tag.
 public enum MessageAuthentication {
     public static let keyLength = 32
