@@ -110,7 +110,20 @@ public final class MediaService: Sendable {
                     thumbnail = (try blobs.put(picture.jpeg), picture.width, picture.height)
                 }
                 let preview = processed.preview?.jpeg ?? []
-                let stored = try blobs.commit(writer)
+                // Photos are stored re-encoded, upright and without EXIF/GPS: the original
+                // with the sender's location is never kept.
+                let stored: (hash: String, size: Int, existed: Bool)
+                do {
+                    if let clean = try Thumbnailer.reencodeWithoutMetadata(path: writer.path, info: info, limits: settings.limits) {
+                        writer.abort()
+                        let hash = try blobs.put(clean.jpeg)
+                        stored = (hash, clean.jpeg.count, false)
+                    } else {
+                        stored = try blobs.commit(writer)
+                    }
+                } catch let error as MediaError {
+                    throw TernError(.mediaInvalidType, "the picture cannot be decoded: \(error.description)")
+                }
                 return Processed(info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview)
             }
         } catch {

@@ -71,7 +71,13 @@ public enum MediaProbe {
         }
         guard info.hasPicture else { return (info, nil, nil) }
         let made = try Thumbnailer.make(input, info: info, maxSide: thumbnailSide, previewSide: 16)
-        return (info, made.thumbnail, made.preview)
+        var shown = info
+        if info.kind == .image, (made.thumbnail.width > made.thumbnail.height) != ((info.width ?? 0) > (info.height ?? 0)) {
+            // EXIF turned the picture a quarter: report the size as it is shown.
+            shown.width = info.height
+            shown.height = info.width
+        }
+        return (shown, made.thumbnail, made.preview)
     }
 
     /// Probes `path`. `declaredText` says the client sent it as plain text (a `.txt` name or

@@ -28,11 +28,7 @@ public enum Thumbnailer {
             var f: UnsafeMutablePointer<AVFrame>? = frame
             av_frame_free(&f)
         }
-        var rotation = info.rotation
-        if info.kind == .image, let exif = av_dict_get(frame.pointee.metadata, "Orientation", nil, 0), let value = exif.pointee.value {
-            // EXIF orientation (mirrored variants are shown turned, not mirrored).
-            rotation = ["3": 180, "4": 180, "5": 90, "6": 90, "7": 270, "8": 270][String(cString: value)] ?? 0
-        }
+        let rotation = info.kind == .image ? exifRotation(frame) : info.rotation
         // Scale while converting (swscale, area filter); rotating the small picture is cheap.
         let width = Int(frame.pointee.width)
         let height = Int(frame.pointee.height)
@@ -45,6 +41,31 @@ public enum Thumbnailer {
             try encode(upright, quality: 4),
             try encode(upright.scaled(toFit: previewSide), quality: 24)
         )
+    }
+
+    /// The clockwise turn the EXIF orientation of a decoded JPEG asks for (mirrored variants
+    /// are shown turned, not mirrored).
+    static func exifRotation(_ frame: UnsafeMutablePointer<AVFrame>) -> Int {
+        guard let exif = av_dict_get(frame.pointee.metadata, "Orientation", nil, 0), let value = exif.pointee.value else { return 0 }
+        let text = String(cString: value).trimmingCharacters(in: .whitespaces)
+        return ["3": 180, "4": 180, "5": 90, "6": 90, "7": 270, "8": 270][text] ?? 0
+    }
+
+    /// The picture re-encoded at full size, upright, without any metadata (EXIF, GPS, XMP,
+    /// comments): JPEG stays JPEG (quality 2 of 31), PNG stays PNG (lossless). Returns nil
+    /// for formats it does not rewrite (GIF carries no EXIF).
+    public static func reencodeWithoutMetadata(path: String, info: MediaInfo, limits: MediaLimits = MediaLimits()) throws -> Picture? {
+        guard info.kind == .image, info.mime == "image/jpeg" || info.mime == "image/png" else { return nil }
+        let input = try AVInput(path: path, limits: limits)
+        guard let stream = input.best(AVMEDIA_TYPE_VIDEO) else { throw MediaError("no picture") }
+        let frame = try decodePicture(input, stream, seekToSecond: false, reduceTo: Int.max)
+        defer {
+            var f: UnsafeMutablePointer<AVFrame>? = frame
+            av_frame_free(&f)
+        }
+        let rotation = exifRotation(frame)
+        let upright = try toRGB(frame, width: Int(frame.pointee.width), height: Int(frame.pointee.height)).rotated(clockwise: rotation)
+        return try encode(upright, quality: 2, png: info.mime == "image/png")
     }
 
     /// Decodes the first picture of `stream`; for videos longer than 1.5 s, the first one
@@ -63,7 +84,7 @@ public enum Thumbnailer {
         // thumbnail needs an eighth of the work.
         var lowres: Int32 = 0
         let longest = Int(max(codec.pointee.width, codec.pointee.height))
-        while lowres < Int32(decoder.pointee.max_lowres) && longest >> Int(lowres + 1) >= side * 2 { lowres += 1 }
+        while side < Int.max / 4 && lowres < Int32(decoder.pointee.max_lowres) && longest >> Int(lowres + 1) >= side * 2 { lowres += 1 }
         codec.pointee.lowres = lowres
         let opened = avcodec_open2(codec, decoder, nil)
         guard opened >= 0 else { throw MediaError("cannot open the decoder (\(avErrorText(opened)))") }
@@ -143,15 +164,17 @@ public enum Thumbnailer {
         return image
     }
 
-    /// Encodes RGB pixels as a full-range JPEG (`quality`: libav's qscale, 2 = best, 31 = worst).
-    static func encode(_ image: RGBImage, quality: Int) throws -> Picture {
-        guard let encoder = avcodec_find_encoder(AV_CODEC_ID_MJPEG) else { throw MediaError("no JPEG encoder") }
+    /// Encodes RGB pixels as a full-range JPEG (`quality`: libav's qscale, 2 = best, 31 =
+    /// worst), or as PNG.
+    static func encode(_ image: RGBImage, quality: Int, png: Bool = false) throws -> Picture {
+        guard let encoder = avcodec_find_encoder(png ? AV_CODEC_ID_PNG : AV_CODEC_ID_MJPEG) else { throw MediaError("no encoder") }
+        let format = png ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_YUVJ420P
         var context: UnsafeMutablePointer<AVCodecContext>? = avcodec_alloc_context3(encoder)
         guard let codec = context else { throw MediaError("out of memory") }
         defer { avcodec_free_context(&context) }
         codec.pointee.width = Int32(image.width)
         codec.pointee.height = Int32(image.height)
-        codec.pointee.pix_fmt = AV_PIX_FMT_YUVJ420P
+        codec.pointee.pix_fmt = format
         codec.pointee.color_range = AVCOL_RANGE_JPEG
         codec.pointee.time_base = AVRational(num: 1, den: 25)
         codec.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)
@@ -165,13 +188,13 @@ public enum Thumbnailer {
         guard let yuv = frame else { throw MediaError("out of memory") }
         yuv.pointee.width = Int32(image.width)
         yuv.pointee.height = Int32(image.height)
-        yuv.pointee.format = AV_PIX_FMT_YUVJ420P.rawValue
+        yuv.pointee.format = format.rawValue
         yuv.pointee.color_range = AVCOL_RANGE_JPEG
         guard av_frame_get_buffer(yuv, 0) >= 0 else { throw MediaError("out of memory") }
         try image.pixels.withUnsafeBufferPointer { rgb in
             guard let sws = sws_getContext(
                 Int32(image.width), Int32(image.height), AV_PIX_FMT_RGB24, Int32(image.width), Int32(image.height),
-                AV_PIX_FMT_YUVJ420P, Int32(SWS_BICUBIC), nil, nil, nil)
+                format, Int32(SWS_BICUBIC), nil, nil, nil)
             else { throw MediaError("cannot convert the picture") }
             defer { sws_freeContext(sws) }
             var src: [UnsafePointer<UInt8>?] = [rgb.baseAddress, nil, nil, nil]

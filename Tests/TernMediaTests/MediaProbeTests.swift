@@ -80,6 +80,7 @@ struct ThumbnailTests {
     @Test("images and video posters become JPEGs with the longest side at most 320 px, upright", arguments: [
         ("photo.jpg", 320, 240), ("big.jpg", 320, 240), ("image.png", 320, 200), ("image.webp", 320, 200), ("anim.gif", 160, 120),
         ("video.mp4", 320, 240), ("rotated.mp4", 240, 320), ("clip.webm", 320, 240), ("hd.mp4", 320, 180),
+        ("gps.jpg", 240, 320),
     ])
     func thumbnails(_ name: String, _ width: Int, _ height: Int) throws {
         let info = try MediaProbe.probe(path: fixture(name))
@@ -90,6 +91,20 @@ struct ThumbnailTests {
         #expect(max(preview.width, preview.height) == 16)
         #expect(preview.jpeg.count < 1024, "inline preview is \(preview.jpeg.count) bytes")
         #expect(try probeBack(preview.jpeg).mime == "image/jpeg")
+    }
+
+    @Test("re-encoding keeps the picture, turns it upright and drops EXIF (orientation and GPS)")
+    func reencoded() throws {
+        let info = try MediaProbe.probe(path: fixture("gps.jpg"))
+        let clean = try #require(try Thumbnailer.reencodeWithoutMetadata(path: fixture("gps.jpg"), info: info))
+        #expect(clean.width == 480 && clean.height == 640)
+        #expect(!String(decoding: clean.jpeg, as: UTF8.self).contains("Exif"))
+        let png = try MediaProbe.probe(path: fixture("image.png"))
+        let cleanPNG = try #require(try Thumbnailer.reencodeWithoutMetadata(path: fixture("image.png"), info: png))
+        #expect(cleanPNG.jpeg.starts(with: [0x89, 0x50, 0x4E, 0x47]) && cleanPNG.width == 320)
+        let gif = try MediaProbe.probe(path: fixture("anim.gif"))
+        let untouched = try Thumbnailer.reencodeWithoutMetadata(path: fixture("anim.gif"), info: gif)
+        #expect(untouched == nil)
     }
 
     @Test("the longest side is configurable and small pictures are not enlarged")

@@ -48,6 +48,25 @@ with zipfile.ZipFile("report.docx", "w") as z:
     z.writestr("word/document.xml", "<document/>")
 PY
 
+# A phone photo: EXIF with orientation 6 (turn 90° clockwise to view) and a GPS position.
+python3 - <<'PY'
+import struct
+def ifd(entries, next_offset=0):
+    out = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        out += struct.pack("<HHI", tag, typ, count) + value
+    return out + struct.pack("<I", next_offset)
+# TIFF header (8) | IFD0 at 8: 2 entries (2+24+4 = 30) -> GPS IFD at 38: 3 entries (2+36+4 = 42) -> rationals at 80.
+ifd0 = ifd([(0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x8825, 4, 1, struct.pack("<I", 38))])
+gps = ifd([(0x0001, 2, 2, b"N\0\0\0"), (0x0002, 5, 3, struct.pack("<I", 80)), (0x0004, 5, 3, struct.pack("<I", 104))])
+rationals = struct.pack("<6I", 52, 1, 31, 1, 4, 1) + struct.pack("<6I", 13, 1, 24, 1, 41, 1)
+tiff = b"II*\0" + struct.pack("<I", 8) + ifd0 + gps + rationals
+app1 = b"Exif\0\0" + tiff
+data = open("photo.jpg", "rb").read()
+assert data[:2] == b"\xff\xd8"
+open("gps.jpg", "wb").write(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+PY
+
 # Hostile or broken inputs.
 head -c 1500 video.mp4 > truncated.mp4
 printf '#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n' > playlist.mp4

@@ -65,7 +65,11 @@ struct MediaHTTPTests {
             let r = try await c.upload(mediaFixture(name), filename: name, contentType: name.hasSuffix(".txt") ? "text/plain" : "application/octet-stream", token: a.accessToken)
             #expect(r.status == 201, "\(name): \(r.body)")
             #expect(r.data["file_type"] as? String == kind && r.data["mime_type"] as? String == mime, "\(name): \(r.body)")
-            #expect(r.data["size_bytes"] as? Int == mediaFixture(name).count)
+            if mime == "image/jpeg" || mime == "image/png" {
+                #expect((r.data["size_bytes"] as? Int ?? 0) > 0, "photos are stored re-encoded")
+            } else {
+                #expect(r.data["size_bytes"] as? Int == mediaFixture(name).count)
+            }
             if kind == "image" || kind == "video" {
                 #expect(r.data["thumbnail_url"] is String && r.data["preview"] is String && r.data["width"] is Int, "\(name)")
             }
@@ -141,16 +145,16 @@ struct MediaHTTPTests {
         let c = s.client
         let a = try await c.login(testPhone())
         let b = try await c.login(testPhone())
-        let first = try await c.upload(mediaFixture("photo.jpg"), filename: "a.jpg", token: a.accessToken)
-        let second = try await c.upload(mediaFixture("photo.jpg"), filename: "b.jpg", token: b.accessToken)
+        let first = try await c.upload(mediaFixture("video.mp4"), filename: "a.mp4", token: a.accessToken)
+        let second = try await c.upload(mediaFixture("video.mp4"), filename: "b.mp4", token: b.accessToken)
         #expect(first.data["media_id"] as? String != second.data["media_id"] as? String)
         let hash = try #require(first.data["sha256"] as? String)
         #expect(second.data["sha256"] as? String == hash)
         let blobs = FileManager.default.enumerator(atPath: s.dir.path + "/media/blobs")?.allObjects as? [String] ?? []
         let files = blobs.filter { $0.split(separator: "/").count == 3 }
-        #expect(files.count == 2, "the photo and its thumbnail, once each: \(files)")
+        #expect(files.count == 2, "the video and its poster thumbnail, once each: \(files)")
         let stored = try #require(FileManager.default.contents(atPath: s.dir.path + "/media/blobs/\(hash.prefix(2))/\(hash.dropFirst(2).prefix(2))/\(hash)"))
-        #expect([UInt8](stored) == mediaFixture("photo.jpg"))
+        #expect([UInt8](stored) == mediaFixture("video.mp4"))
         await s.stop()
     }
 
@@ -191,6 +195,31 @@ struct MediaHTTPTests {
         try Data(r.body).write(to: URL(fileURLWithPath: path))
         let info = try MediaProbe.probe(path: path)
         #expect(info.kind == .image && info.width == 320 && info.height == 240)
+        await s.stop()
+    }
+
+    @Test("photos are stored upright and without EXIF/GPS; their size is the size as shown")
+    func exifStripped() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let original = mediaFixture("gps.jpg")
+        #expect(String(decoding: original, as: UTF8.self).contains("Exif"), "the fixture carries EXIF")
+        let up = try await c.upload(original, filename: "IMG_0001.jpg", contentType: "image/jpeg", token: a.accessToken)
+        #expect(up.status == 201, "\(up.body)")
+        #expect(up.data["width"] as? Int == 480 && up.data["height"] as? Int == 640, "orientation 6 shows portrait: \(up.body)")
+        #expect(up.data["thumbnail_width"] as? Int == 240 && up.data["thumbnail_height"] as? Int == 320)
+        let stored = try await c.get(try #require(up.data["url"] as? String))
+        #expect(stored.status == 200)
+        let text = String(decoding: stored.body, as: UTF8.self)
+        #expect(!text.contains("Exif") && !stored.body.isEmpty, "no EXIF segment left")
+        // The GPS rationals (52/1, 31/1, 4/1) are gone with it.
+        let gpsBytes: [UInt8] = [52, 0, 0, 0, 1, 0, 0, 0, 31, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0]
+        #expect(!stored.body.indices.dropLast(gpsBytes.count).contains { Array(stored.body[$0..<$0 + gpsBytes.count]) == gpsBytes })
+        let path = s.dir.path + "/stored.jpg"
+        try Data(stored.body).write(to: URL(fileURLWithPath: path))
+        let info = try MediaProbe.probe(path: path)
+        #expect(info.width == 480 && info.height == 640, "stored upright: \(info)")
         await s.stop()
     }
 
@@ -237,7 +266,9 @@ struct MediaHTTPTests {
         r = try await c.request(.GET, "/api/v1/media/\(id)", token: b.accessToken)
         #expect(r.status == 200)
         let bURL = try #require(r.data["url"] as? String)
-        #expect(try await c.get(bURL).body == mediaFixture("photo.jpg"))
+        let viaB = try await c.get(bURL)
+        let viaA = try await c.get(url)
+        #expect(viaB.status == 200 && viaB.body == viaA.body)
         r = try await c.request(.GET, "/api/v1/media/\(id)", token: outsider.accessToken)
         #expect(r.status == 404)
 
