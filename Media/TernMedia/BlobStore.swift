@@ -100,6 +100,29 @@ public final class BlobWriter: @unchecked Sendable {
         guard fd >= 0 else { throw MediaError("cannot create an upload file: errno \(errno)") }
     }
 
+    /// Takes over a complete file written elsewhere under the media root (a finished
+    /// resumable upload): hashes what it holds so that `BlobStore.commit` can move it.
+    public init(adopting path: String, limit: Int) throws {
+        self.path = path
+        self.limit = limit
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw MediaError("cannot read \(path)") }
+        defer { try? handle.close() }
+        var total = 0
+        var digest = Crypto.SHA256()
+        while true {
+            let chunk = handle.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            chunk.withUnsafeBytes { digest.update(bufferPointer: $0) }
+            total += chunk.count
+        }
+        guard total <= limit else { throw BlobTooLarge(limit: limit) }
+        let opened = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard opened >= 0 else { throw MediaError("cannot open \(path): errno \(errno)") }
+        fd = opened
+        hasher = digest
+        size = total
+    }
+
     deinit {
         if fd >= 0 {
             close(fd)

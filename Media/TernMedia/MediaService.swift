@@ -39,6 +39,7 @@ public struct MediaSettings: Sendable {
 /// media worker pool, a bounded set of threads separate from the event loops and the store.
 public final class MediaService: Sendable {
     public let blobs: BlobStore
+    public let resumable: ResumableUploads
     public let settings: MediaSettings
     let store: Store
     let urlKey: [UInt8]
@@ -50,6 +51,7 @@ public final class MediaService: Sendable {
         precondition(urlKey.count == MessageAuthentication.keyLength)
         self.store = store
         self.blobs = try BlobStore(root: root)
+        self.resumable = try ResumableUploads(root: root)
         self.settings = settings
         self.urlKey = urlKey
         self.clock = clock

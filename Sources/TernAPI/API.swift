@@ -84,8 +84,9 @@ public func buildRouter(_ deps: APIDependencies) -> Router<TernRequestContext> {
     ChatRoutes(deps: deps, chats: chats, groups: GroupService(relay: deps.relay)).register(on: authed)
     MessageRoutes(deps: deps, chats: chats).register(on: authed)
     if let media = deps.media {
-        MediaRoutes(deps: deps, media: media, uploadLimiter: RateLimiter(limit: deps.uploadLimit, clock: deps.clock))
-            .register(authed: authed, public: router)
+        let uploads = RateLimiter(limit: deps.uploadLimit, clock: deps.clock)
+        MediaRoutes(deps: deps, media: media, uploadLimiter: uploads).register(authed: authed, public: router)
+        TusRoutes(deps: deps, media: media, uploadLimiter: uploads).register(authed: authed, public: router)
     }
     // A plain GET of the WebSocket path (no upgrade headers) explains itself.
     router.get("ws") { _, _ -> Response in

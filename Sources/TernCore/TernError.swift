@@ -33,6 +33,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case mediaTooLarge = "MEDIA_TOO_LARGE"
     case mediaInvalidType = "MEDIA_INVALID_TYPE"
     case rangeNotSatisfiable = "RANGE_NOT_SATISFIABLE"
+    case preconditionFailed = "PRECONDITION_FAILED"
 
     /// The HTTP status this code is sent with.
     public var status: Int {
@@ -45,6 +46,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
         case .conflict, .alreadyMember: 409
         case .payloadTooLarge, .mediaTooLarge: 413
         case .rangeNotSatisfiable: 416
+        case .preconditionFailed: 412
         case .unsupportedMediaType: 415
         case .tooManyRequests, .otpMaxAttempts: 429
         case .internalError: 500

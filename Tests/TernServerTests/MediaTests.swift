@@ -198,6 +198,68 @@ struct MediaHTTPTests {
         await s.stop()
     }
 
+    @Test("tus: a real client (tuspy) uploads, is interrupted, resumes byte-exact; offsets, termination and version are checked")
+    func resumable() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let file = mediaFixtures + "/video.mp4"
+        let script = """
+            import sys
+            from tusclient import client
+            url, token, path = sys.argv[1:4]
+            tus = client.TusClient(url, headers={"Authorization": "Bearer " + token})
+            first = tus.uploader(path, chunk_size=16384, metadata={"filename": "clip.mp4", "filetype": "video/mp4"})
+            first.upload(stop_at=3 * 16384)
+            print(first.url)
+            print(first.offset)
+            # A new uploader (as after an app restart) asks the server where to resume.
+            again = tus.uploader(path, chunk_size=16384, url=first.url)
+            print(again.offset)
+            again.upload()
+            print(again.offset)
+            """
+        let out = try python(script, input: "", arguments: ["http://127.0.0.1:\(c.port)/api/v1/media/tus", a.accessToken, file])
+            .split(separator: "\n").map(String.init)
+        try #require(out.count == 4, "\(out)")
+        let location = out[0]
+        #expect(out[1] == "\(3 * 16384)" && out[2] == "\(3 * 16384)", "interrupted at 3 chunks and resumed there: \(out)")
+        #expect(out[3] == "\(mediaFixture("video.mp4").count)")
+        let path = try #require(URL(string: location)?.path)
+        let tusHeaders = [("Tus-Resumable", "1.0.0")]
+        var r = try await c.request(.HEAD, path, token: a.accessToken, headers: tusHeaders)
+        let mediaID = try #require(r.headers["Tern-Media-Id"].first, "the finished upload names its media")
+        r = try await c.request(.GET, "/api/v1/media/\(mediaID)", token: a.accessToken)
+        #expect(r.data["file_type"] as? String == "video" && r.data["filename"] as? String == "clip.mp4")
+        let downloaded = try await c.get(try #require(r.data["url"] as? String))
+        #expect(downloaded.body == mediaFixture("video.mp4"), "byte-exact after the resume")
+
+        // The protocol's checks.
+        r = try await c.request(.POST, "/api/v1/media/tus", token: a.accessToken, headers: [("Upload-Length", "100")])
+        #expect(r.status == 412 && r.headers["Tus-Version"].first == "1.0.0")
+        r = try await c.request(.POST, "/api/v1/media/tus", token: a.accessToken, headers: tusHeaders + [("Upload-Length", "\(200 << 20)")])
+        #expect(r.status == 413)
+        r = try await c.request(.POST, "/api/v1/media/tus", token: a.accessToken, headers: tusHeaders + [("Upload-Length", "10")])
+        #expect(r.status == 201)
+        let upload = try #require(r.headers["Location"].first)
+        r = try await c.request(.PATCH, upload, bytes: [1, 2, 3], token: a.accessToken,
+                                headers: tusHeaders + [("Upload-Offset", "5"), ("Content-Type", "application/offset+octet-stream")])
+        #expect(r.status == 409 && r.headers["Upload-Offset"].first == "0")
+        r = try await c.request(.PATCH, upload, bytes: [1, 2, 3], token: a.accessToken,
+                                headers: tusHeaders + [("Upload-Offset", "0"), ("Content-Type", "application/offset+octet-stream")])
+        #expect(r.status == 204 && r.headers["Upload-Offset"].first == "3")
+        let other = try await c.login(testPhone())
+        r = try await c.request(.HEAD, upload, token: other.accessToken, headers: tusHeaders)
+        #expect(r.status == 404, "someone else's upload does not exist for them")
+        r = try await c.request(.DELETE, upload, token: a.accessToken, headers: tusHeaders)
+        #expect(r.status == 204)
+        r = try await c.request(.HEAD, upload, token: a.accessToken, headers: tusHeaders)
+        #expect(r.status == 404)
+        r = try await c.request(.OPTIONS, "/api/v1/media/tus")
+        #expect(r.status == 204 && (r.headers["Tus-Extension"].first ?? "").contains("termination"))
+        await s.stop()
+    }
+
     @Test("photos are stored upright and without EXIF/GPS; their size is the size as shown")
     func exifStripped() async throws {
         let s = try await InProcessServer.start()

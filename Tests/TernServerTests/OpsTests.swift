@@ -549,10 +549,10 @@ func metricValue(_ text: String, _ name: String) -> Double? {
 }
 
 /// Runs a Python snippet with `input` on stdin; returns stdout.
-func python(_ script: String, input: String) throws -> String {
+func python(_ script: String, input: String, arguments: [String] = []) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
+    process.arguments = ["python3", "-c", script] + arguments
     let stdin = Pipe()
     let out = Pipe()
     let err = Pipe()
@@ -566,7 +566,7 @@ func python(_ script: String, input: String) throws -> String {
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        Issue.record("python3 failed (prometheus-client is installed by Ops/test): \(String(decoding: stderr, as: UTF8.self))")
+        Issue.record("python3 failed (Ops/test installs prometheus-client, lmdb, tuspy): \(String(decoding: stderr, as: UTF8.self))")
         throw CancellationError()
     }
     return String(decoding: stdout, as: UTF8.self)
