@@ -147,6 +147,8 @@ public final class Relay: Sendable {
     private static func sendTransaction(
         _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity
     ) throws -> SendResult {
+        var draft = draft
+        var template = template
         let now = draft.createdAt
         let (chat, membership) = try tx.membership(chat: command.chat, user: sender.user)
         let members = try tx.memberIDs(of: command.chat)
@@ -166,6 +168,9 @@ public final class Relay: Sendable {
                 throw TernError.validation("payload.media_id is a \(record.kind), not a \(command.content.kind.rawValue)")
             }
             try tx.linkMedia(media, chat: command.chat)
+            // History and message.new carry what the recipient shows before downloading.
+            draft.payload = MediaSummary.embed(record, in: draft.payload)
+            template = RelayFrames.MessageTemplate(chat: command.chat, record: draft)
         }
         if let existing = try tx.dedupe(sender: sender.user, clientMsgID: command.clientMsgID) {
             guard let record = try tx.message(existing) else { throw TernError(.internalError, "deduplicated message is missing") }

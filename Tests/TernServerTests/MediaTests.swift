@@ -322,8 +322,18 @@ struct MediaHTTPTests {
         #expect(r.status == 400, "b cannot send a's private upload")
         r = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "video", "payload": ["media_id": id], "client_msg_id": "m2"], token: a.accessToken)
         #expect(r.status == 400, "an image is not a video")
+        let ws = try await c.ws(b)
+        _ = await ws.next(event: "mailbox.drained")
         r = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "image", "payload": ["media_id": id], "client_msg_id": "m3"], token: a.accessToken)
         #expect(r.status == 201, "\(r.body)")
+        // The message carries what to show before the download: live and in history.
+        let live = await ws.next(event: "message.new")
+        let shown = (live.frame?.data["payload"] as? [String: Any])?["media"] as? [String: Any]
+        #expect(shown?["mime_type"] as? String == "image/jpeg" && shown?["width"] as? Int == 640 && shown?["preview"] is String, "\(live.frame ?? [:])")
+        let history = try await c.request(.GET, "/api/v1/messages?chat_id=\(chat)", token: b.accessToken)
+        let stored = ((history.data["items"] as? [[String: Any]])?.first?["payload"] as? [String: Any])?["media"] as? [String: Any]
+        #expect(stored?["size_bytes"] as? Int == up.data["size_bytes"] as? Int)
+        await ws.close()
         // Now b (a member of that chat) obtains its own link; the outsider still cannot.
         r = try await c.request(.GET, "/api/v1/media/\(id)", token: b.accessToken)
         #expect(r.status == 200)
