@@ -194,3 +194,124 @@ public final class MediaService: Sendable {
         return (path, size, hash, thumbnail ? "image/jpeg" : record.mime)
     }
 }
+
+// MARK: orphan cleanup
+
+/// What one cleanup pass removed.
+public struct CleanupReport: Sendable, Equatable {
+    public var mediaDeleted = 0
+    public var blobsDeleted = 0
+    public var uploadsDeleted = 0
+
+    public init() {}
+}
+
+extension MediaService {
+    /// Deletes what nothing references any more, once it is older than `grace`:
+    /// media records never sent in any chat (messages in history and mailboxes reference
+    /// their media through the chat), then blob files no remaining record names (a blob
+    /// is shared by every upload of the same bytes), then abandoned resumable uploads.
+    /// Referenced media are never deleted, whatever their age.
+    public func collectGarbage(grace: Duration, pageSize: Int = 1000) async throws -> CleanupReport {
+        let now = clock.now()
+        let cutoff = Timestamp(milliseconds: now.milliseconds - grace.wholeMilliseconds)
+        var report = CleanupReport()
+        var live = Set<String>()
+        var orphans: [TernID] = []
+        var resume: [UInt8]? = nil
+        repeat {
+            let start = resume
+            let page = try await store.read { tx -> (live: [String], orphans: [TernID], next: [UInt8]?) in
+                var live: [String] = []
+                var orphans: [TernID] = []
+                var seen = 0
+                var next: [UInt8]?
+                try tx.scan(tx.tables.media, from: start, to: nil) { key, value in
+                    seen += 1
+                    if seen > pageSize {
+                        next = Array(key)
+                        return false
+                    }
+                    guard let id = TernID(bytes: key), let record = try? MediaRecord.decode(value) else { return true }
+                    var referenced = false
+                    try tx.scan(tx.tables.mediaChats, prefix: id.bytes) { _, _ in
+                        referenced = true
+                        return false
+                    }
+                    if !referenced && record.createdAt < cutoff {
+                        orphans.append(id)
+                    } else {
+                        live.append(record.blob)
+                        if !record.thumbnail.isEmpty { live.append(record.thumbnail) }
+                    }
+                    return true
+                }
+                return (live, orphans, next)
+            }
+            live.formUnion(page.live)
+            orphans += page.orphans
+            resume = page.next
+        } while resume != nil
+
+        // Delete the orphaned records, checking again inside the write: a message sent
+        // since the scan keeps its media.
+        for chunk in stride(from: 0, to: orphans.count, by: 500).map({ Array(orphans[$0..<min($0 + 500, orphans.count)]) }) {
+            let kept = try await store.write { tx -> (deleted: Int, kept: [String]) in
+                var deleted = 0
+                var kept: [String] = []
+                for id in chunk {
+                    guard let record = try tx.media(id) else { continue }
+                    var referenced = false
+                    try tx.scan(tx.tables.mediaChats, prefix: id.bytes) { _, _ in
+                        referenced = true
+                        return false
+                    }
+                    if referenced {
+                        kept.append(record.blob)
+                        if !record.thumbnail.isEmpty { kept.append(record.thumbnail) }
+                    } else if try tx.delete(tx.tables.media, Keys.id(id)) {
+                        deleted += 1
+                    }
+                }
+                return (deleted, kept)
+            }
+            report.mediaDeleted += kept.deleted
+            live.formUnion(kept.kept)
+        }
+
+        // Blob files nobody names, older than the grace period (a blob written by an upload
+        // in progress is younger and has its record only after it lands).
+        let keep = live
+        let blobs = self.blobs
+        report.blobsDeleted = try await pool.runIfActive {
+            var deleted = 0
+            let root = blobs.root + "/blobs"
+            let fm = FileManager.default
+            for first in (try? fm.contentsOfDirectory(atPath: root)) ?? [] {
+                for second in (try? fm.contentsOfDirectory(atPath: root + "/" + first)) ?? [] {
+                    let dir = root + "/" + first + "/" + second
+                    for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where BlobStore.isValid(name) && !keep.contains(name) {
+                        let path = dir + "/" + name
+                        guard let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                            Int64(modified.timeIntervalSince1970 * 1000) < cutoff.milliseconds
+                        else { continue }
+                        if unlink(path) == 0 { deleted += 1 }
+                    }
+                }
+            }
+            return deleted
+        }
+        for id in resumable.stale(before: cutoff) {
+            resumable.remove(id)
+            report.uploadsDeleted += 1
+        }
+        if report != CleanupReport() {
+            logger.notice(
+                "media cleanup", metadata: [
+                    "media.deleted": "\(report.mediaDeleted)", "media.blobs_deleted": "\(report.blobsDeleted)",
+                    "media.uploads_deleted": "\(report.uploadsDeleted)",
+                ])
+        }
+        return report
+    }
+}

@@ -55,6 +55,8 @@ public struct TernConfiguration: Sendable {
     public var mediaURLTTL: Duration = .hours(1)
     public var mediaWorkers = 2
     public var mediaUploadRate = RateLimit.per(.minutes(1), 60)
+    public var mediaCleanupInterval: Duration = .hours(6)
+    public var mediaOrphanGrace: Duration = .hours(24)
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
 
@@ -190,6 +192,8 @@ public struct TernConfiguration: Sendable {
         config.mediaURLTTL = duration("media.url_ttl") ?? config.mediaURLTTL
         config.mediaWorkers = int("media.workers") ?? config.mediaWorkers
         config.mediaUploadRate = rate("media.upload_rate") ?? config.mediaUploadRate
+        config.mediaCleanupInterval = duration("media.cleanup_interval") ?? config.mediaCleanupInterval
+        config.mediaOrphanGrace = duration("media.orphan_grace") ?? config.mediaOrphanGrace
 
         // Rules that span keys.
         if config.otpSender == "webhook" && config.webhookURL.isEmpty {

@@ -165,6 +165,12 @@ public final class TernServer: Sendable {
             .init(service: StoreService(store: store), serviceName: "store"),
             .init(service: HousekeepingService(auth: auth, keyRing: keyRing, interval: configuration.keyReloadInterval, logger: logger), serviceName: "housekeeping"),
         ]
+        if configuration.mediaCleanupInterval > .zero {
+            services.append(.init(
+                service: MediaCleanupService(
+                    media: media, interval: configuration.mediaCleanupInterval, grace: configuration.mediaOrphanGrace, logger: logger),
+                serviceName: "media-cleanup"))
+        }
         if configuration.mailboxCensusInterval > .zero {
             services.append(.init(
                 service: MailboxCensusService(store: store, interval: configuration.mailboxCensusInterval, logger: logger),
@@ -366,5 +372,26 @@ extension Duration {
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Deletes unreferenced media every `interval` (see `MediaService.collectGarbage`).
+struct MediaCleanupService: Service {
+    let media: MediaService
+    let interval: Duration
+    let grace: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                do {
+                    _ = try await media.collectGarbage(grace: grace)
+                } catch {
+                    logger.warning("media cleanup failed", metadata: ["media.error": "\(error)"])
+                }
+            }
+        }
     }
 }

@@ -260,6 +260,50 @@ struct MediaHTTPTests {
         await s.stop()
     }
 
+    @Test("orphan cleanup deletes only unreferenced media older than the grace period; shared and sent blobs stay")
+    func orphanCleanup() async throws {
+        let clock = ManualClock(SystemClock().now())
+        let s = try await InProcessServer.start(clock: clock)
+        let c = s.client
+        let users = try await c.users(2)
+        let (a, b) = (users[0], users[1])
+        func blobExists(_ hash: String) -> Bool {
+            FileManager.default.fileExists(atPath: s.dir.path + "/media/blobs/\(hash.prefix(2))/\(hash.dropFirst(2).prefix(2))/\(hash)")
+        }
+        let unsent = try await c.upload(mediaFixture("photo.jpg"), filename: "x.jpg", token: a.accessToken)
+        let sent = try await c.upload(mediaFixture("video.mp4"), filename: "y.mp4", token: a.accessToken)
+        let twin = try await c.upload(mediaFixture("video.mp4"), filename: "w.mp4", token: b.accessToken)
+        let chat = try await c.directChat(a, b)
+        let sentID = try #require(sent.data["media_id"] as? String)
+        let r = try await c.request(.POST, "/api/v1/messages", json: ["chat_id": chat, "type": "video", "payload": ["media_id": sentID], "client_msg_id": "v1"], token: a.accessToken)
+        #expect(r.status == 201)
+
+        // Young: nothing goes.
+        var report = try await s.server.media.collectGarbage(grace: .hours(24))
+        #expect(report == CleanupReport())
+
+        clock.advance(by: .hours(25))
+        report = try await s.server.media.collectGarbage(grace: .hours(24))
+        #expect(report.mediaDeleted == 2, "the unsent photo and the unsent twin: \(report)")
+        #expect(report.blobsDeleted == 2, "the photo and its thumbnail; the video is still sent: \(report)")
+        let unsentHash = try #require(unsent.data["sha256"] as? String)
+        let sentHash = try #require(sent.data["sha256"] as? String)
+        #expect(!blobExists(unsentHash))
+        #expect(blobExists(sentHash) && twin.data["sha256"] as? String == sentHash, "the twin's bytes are the sent video's")
+        // (A day later the access tokens expired: log in again.)
+        let a2 = try await c.login(a.phone, deviceID: a.deviceID)
+        let b2 = try await c.login(b.phone, deviceID: b.deviceID)
+        #expect(try await c.request(.GET, "/api/v1/media/\(unsent.data["media_id"] as? String ?? "")", token: a2.accessToken).status == 404)
+        let info = try await c.request(.GET, "/api/v1/media/\(sentID)", token: b2.accessToken)
+        #expect(info.status == 200)
+        #expect(try await c.get(try #require(info.data["url"] as? String)).body == mediaFixture("video.mp4"))
+        // Old and referenced: still kept on the next pass.
+        clock.advance(by: .hours(24 * 30))
+        report = try await s.server.media.collectGarbage(grace: .hours(24))
+        #expect(report == CleanupReport() && blobExists(sentHash))
+        await s.stop()
+    }
+
     @Test("photos are stored upright and without EXIF/GPS; their size is the size as shown")
     func exifStripped() async throws {
         let s = try await InProcessServer.start()
