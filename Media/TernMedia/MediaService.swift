@@ -90,11 +90,12 @@ public final class MediaService: Sendable {
             var size: Int
             var thumbnail: (hash: String, width: Int, height: Int)?
             var preview: [UInt8]
+            var waveform: [UInt8]
         }
         let processed: Processed
         do {
             processed = try await pool.runIfActive {
-                let processed: (info: MediaInfo, thumbnail: Picture?, preview: Picture?)
+                let processed: (info: MediaInfo, thumbnail: Picture?, preview: Picture?, waveform: [UInt8])
                 do {
                     processed = try MediaProbe.process(
                         path: writer.path, declaredText: declaredText, filename: filename, thumbnailSide: settings.thumbnailSide,
@@ -126,7 +127,8 @@ public final class MediaService: Sendable {
                 } catch let error as MediaError {
                     throw TernError(.mediaInvalidType, "the picture cannot be decoded: \(error.description)")
                 }
-                return Processed(info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview)
+                return Processed(
+                    info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview, waveform: processed.waveform)
             }
         } catch {
             writer.abort()
@@ -138,7 +140,7 @@ public final class MediaService: Sendable {
             blob: processed.hash, width: UInt32(info.width ?? 0), height: UInt32(info.height ?? 0), durationMs: info.durationMs ?? -1,
             thumbnail: processed.thumbnail?.hash ?? "", thumbnailWidth: UInt32(processed.thumbnail?.width ?? 0),
             thumbnailHeight: UInt32(processed.thumbnail?.height ?? 0), preview: processed.preview, status: .ready,
-            createdAt: clock.now())
+            createdAt: clock.now(), waveform: processed.waveform)
         let id = TernID.random()
         try await store.write { tx in try tx.putMedia(id, record) }
         return (id, record)

@@ -53,10 +53,10 @@ public enum MediaProbe {
     /// same opened input (one open and one stream analysis for both).
     public static func process(
         path: String, declaredText: Bool, filename: String?, thumbnailSide: Int, limits: MediaLimits = MediaLimits()
-    ) throws -> (info: MediaInfo, thumbnail: Picture?, preview: Picture?) {
+    ) throws -> (info: MediaInfo, thumbnail: Picture?, preview: Picture?, waveform: [UInt8]) {
         let head = try readHead(path, count: 8192)
         guard !head.isEmpty else { throw MediaError("the file is empty") }
-        if let document = document(head, filename: filename) { return (document, nil, nil) }
+        if let document = document(head, filename: filename) { return (document, nil, nil, []) }
         if head.starts(with: Array("#EXTM3U".utf8)) || head.starts(with: Array("ffconcat".utf8)) {
             throw MediaError("playlists are not media")
         }
@@ -66,10 +66,11 @@ public enum MediaProbe {
             input = try AVInput(path: path, limits: limits)
             info = try probeAV(input, limits: limits)
         } catch let error as MediaError {
-            if declaredText, isText(path) { return (MediaInfo(kind: .document, mime: "text/plain", container: "text"), nil, nil) }
+            if declaredText, isText(path) { return (MediaInfo(kind: .document, mime: "text/plain", container: "text"), nil, nil, []) }
             throw error
         }
-        guard info.hasPicture else { return (info, nil, nil) }
+        if info.kind == .audio { return (info, nil, nil, try Waveform.peaks(path: path, limits: limits)) }
+        guard info.hasPicture else { return (info, nil, nil, []) }
         let made = try Thumbnailer.make(input, info: info, maxSide: thumbnailSide, previewSide: 16)
         var shown = info
         if info.kind == .image, (made.thumbnail.width > made.thumbnail.height) != ((info.width ?? 0) > (info.height ?? 0)) {
@@ -77,7 +78,7 @@ public enum MediaProbe {
             shown.width = info.height
             shown.height = info.width
         }
-        return (shown, made.thumbnail, made.preview)
+        return (shown, made.thumbnail, made.preview, [])
     }
 
     /// Probes `path`. `declaredText` says the client sent it as plain text (a `.txt` name or

@@ -190,6 +190,8 @@ struct MediaOut: Encodable {
     var thumbnailHeight: UInt32?
     /// The inline preview: a tiny JPEG, base64.
     var preview: String?
+    /// Audio: 64 peak amplitudes, 0–255.
+    var waveform: [UInt8]?
     var sha256: String
     var createdAt: String
 
@@ -209,6 +211,7 @@ struct MediaOut: Encodable {
         thumbnailWidth = hasThumbnail ? r.thumbnailWidth : nil
         thumbnailHeight = hasThumbnail ? r.thumbnailHeight : nil
         preview = r.preview.isEmpty ? nil : Data(r.preview).base64EncodedString()
+        waveform = r.waveform.isEmpty ? nil : r.waveform
         sha256 = r.blob
         createdAt = r.createdAt.rfc3339
     }
@@ -216,7 +219,7 @@ struct MediaOut: Encodable {
     enum CodingKeys: String, CodingKey {
         case mediaID = "media_id", fileType = "file_type", mimeType = "mime_type", sizeBytes = "size_bytes", filename, status
         case width, height, durationMs = "duration_ms", url, thumbnailURL = "thumbnail_url", thumbnailWidth = "thumbnail_width"
-        case thumbnailHeight = "thumbnail_height", preview, sha256, createdAt = "created_at"
+        case thumbnailHeight = "thumbnail_height", preview, waveform, sha256, createdAt = "created_at"
     }
 }
 

@@ -24,6 +24,12 @@ enum MediaSummary {
             w.member("thumbnail_height", Int64(record.thumbnailHeight))
         }
         if !record.preview.isEmpty { w.member("preview", Data(record.preview).base64EncodedString()) }
+        if !record.waveform.isEmpty {
+            w.key("waveform")
+            w.beginArray()
+            for peak in record.waveform { w.int(Int64(peak)) }
+            w.endArray()
+        }
         w.endObject()
         var out = Array(payload.dropLast())
         if out.count > 1 { out.append(UInt8(ascii: ",")) }

@@ -24,7 +24,7 @@ public enum MediaStatus: UInt8, Sendable {
 /// Layout v1: `uploader (16) | kind (str) | mime (str) | filename (str) | size (u64) |
 ///  blob sha-256 (str, hex) | width (u32) | height (u32) | duration ms (i64, -1 = none) |
 ///  thumbnail sha-256 (str, hex, empty = none) | thumbnail width (u32) | thumbnail height (u32) |
-///  preview (data: inline JPEG) | status (u8) | created_at (i64)`
+///  preview (data: inline JPEG) | status (u8) | created_at (i64) | waveform (data: peaks 0-255)`
 public struct MediaRecord: StoreRecord, Equatable {
     public static let layoutVersion: UInt8 = 1
 
@@ -43,11 +43,13 @@ public struct MediaRecord: StoreRecord, Equatable {
     public var preview: [UInt8]
     public var status: MediaStatus
     public var createdAt: Timestamp
+    /// Audio: peak amplitudes (0–255) for drawing a voice note; empty otherwise.
+    public var waveform: [UInt8]
 
     public init(
         uploader: TernID, kind: String, mime: String, filename: String, size: UInt64, blob: String, width: UInt32 = 0,
         height: UInt32 = 0, durationMs: Int64 = -1, thumbnail: String = "", thumbnailWidth: UInt32 = 0, thumbnailHeight: UInt32 = 0,
-        preview: [UInt8] = [], status: MediaStatus, createdAt: Timestamp
+        preview: [UInt8] = [], status: MediaStatus, createdAt: Timestamp, waveform: [UInt8] = []
     ) {
         self.uploader = uploader
         self.kind = kind
@@ -64,6 +66,7 @@ public struct MediaRecord: StoreRecord, Equatable {
         self.preview = preview
         self.status = status
         self.createdAt = createdAt
+        self.waveform = waveform
     }
 
     public func encode(into w: inout ByteWriter) {
@@ -82,6 +85,7 @@ public struct MediaRecord: StoreRecord, Equatable {
         w.data(preview)
         w.u8(status.rawValue)
         w.timestamp(createdAt)
+        w.data(waveform)
     }
 
     public init(from r: inout ByteReader, version: UInt8) throws(StoreError) {
@@ -101,6 +105,7 @@ public struct MediaRecord: StoreRecord, Equatable {
         guard let status = MediaStatus(rawValue: try r.u8()) else { throw StoreError.corrupt("media: unknown status") }
         self.status = status
         createdAt = try r.timestamp()
+        waveform = try r.data()
     }
 }
 

@@ -67,6 +67,23 @@ struct MediaProbeTests {
     }
 }
 
+@Suite("Waveforms of voice notes")
+struct WaveformTests {
+    @Test("peaks follow the loudness: a silent first half and a loud second half")
+    func halfSilent() throws {
+        let peaks = try Waveform.peaks(path: fixture("halfsilent.ogg"))
+        #expect(peaks.count == 64)
+        #expect(peaks.prefix(28).allSatisfy { $0 < 20 }, "\(peaks)")
+        #expect(peaks.suffix(28).allSatisfy { $0 > 200 }, "\(peaks)")
+    }
+
+    @Test("every audio format phones send gives 64 peaks", arguments: ["voice.ogg", "voice.m4a", "voice.aac", "song.mp3", "sound.wav"])
+    func formats(_ name: String) throws {
+        let peaks = try Waveform.peaks(path: fixture(name))
+        #expect(peaks.count == 64 && peaks.max() == 255)
+    }
+}
+
 @Suite("Thumbnails and previews with libav")
 struct ThumbnailTests {
     /// Writes `bytes` to a temporary file and probes it back.

@@ -32,6 +32,9 @@ ff -f lavfi -i sine=frequency=300:sample_rate=44100 -t 2 -c:a aac voice.m4a
 ff -f lavfi -i sine=frequency=300:sample_rate=44100 -t 2 -c:a aac -f adts voice.aac
 ff -f lavfi -i sine=frequency=300:sample_rate=44100 -t 2 -c:a libmp3lame song.mp3
 ff -f lavfi -i sine=frequency=300:sample_rate=8000 -t 2 -c:a pcm_s16le sound.wav
+# One second of silence, then one second of tone: a waveform with a quiet and a loud half.
+ff -f lavfi -i anullsrc=r=48000:cl=mono:d=1 -f lavfi -i sine=frequency=300:sample_rate=48000:duration=1 \
+   -filter_complex "[0][1]concat=n=2:v=0:a=1" -c:a libopus halfsilent.ogg
 if ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libopencore_amrnb; then
     ff -f lavfi -i sine=frequency=300:sample_rate=8000 -t 2 -ar 8000 -ac 1 -c:a libopencore_amrnb -b:a 12.2k voice.amr
 fi

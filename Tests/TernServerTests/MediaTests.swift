@@ -74,6 +74,7 @@ struct MediaHTTPTests {
                 #expect(r.data["thumbnail_url"] is String && r.data["preview"] is String && r.data["width"] is Int, "\(name)")
             }
             if kind == "audio" || kind == "video" { #expect((r.data["duration_ms"] as? Int ?? 0) >= 1900, "\(name)") }
+            if kind == "audio" { #expect((r.data["waveform"] as? [Int])?.count == 64, "\(name): a voice-note waveform") }
         }
         for name in ["truncated.mp4", "playlist.mp4", "concat.mp4", "empty.bin", "random.bin", "bomb.png", "clip.mkv"] {
             let r = try await c.upload(mediaFixture(name), filename: name, contentType: "video/mp4", token: a.accessToken)
