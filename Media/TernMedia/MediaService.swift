@@ -79,7 +79,7 @@ public final class MediaService: Sendable {
     /// stored), checks the limit of its real kind, makes the thumbnail and preview, moves it
     /// to its content address and records it. Returns the new media id and record.
     public func finishUpload(
-        _ writer: BlobWriter, uploader: TernID, filename: String, declaredMime: String?
+        _ writer: BlobWriter, uploader: TernID, filename: String, declaredMime: String?, onlyMimes: Set<String>? = nil
     ) async throws -> (id: TernID, record: MediaRecord) {
         let settings = self.settings
         let blobs = self.blobs
@@ -104,6 +104,9 @@ public final class MediaService: Sendable {
                     throw TernError(.mediaInvalidType, "unsupported file type: \(error.description)")
                 }
                 let info = processed.info
+                if let onlyMimes, !onlyMimes.contains(info.mime) {
+                    throw TernError(.mediaInvalidType, "expected one of \(onlyMimes.sorted().joined(separator: ", ")), not \(info.mime)")
+                }
                 let limit = settings.limit(for: info.kind)
                 guard writer.size <= limit else {
                     throw TernError(.mediaTooLarge, "file too large, max \(limit) bytes for \(info.kind.rawValue)")

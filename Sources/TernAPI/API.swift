@@ -87,6 +87,7 @@ public func buildRouter(_ deps: APIDependencies) -> Router<TernRequestContext> {
         let uploads = RateLimiter(limit: deps.uploadLimit, clock: deps.clock)
         MediaRoutes(deps: deps, media: media, uploadLimiter: uploads).register(authed: authed, public: router)
         TusRoutes(deps: deps, media: media, uploadLimiter: uploads).register(authed: authed, public: router)
+        AvatarRoutes(deps: deps, media: media, groups: GroupService(relay: deps.relay), uploadLimiter: uploads).register(on: authed)
     }
     // A plain GET of the WebSocket path (no upgrade headers) explains itself.
     router.get("ws") { _, _ -> Response in

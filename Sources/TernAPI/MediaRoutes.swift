@@ -240,13 +240,16 @@ struct MultipartFileParser {
     }
 
     private let delimiter: [UInt8]
+    /// Names of the form field that holds the file.
+    private let fields: Set<String>
     private var state = State.preamble
     private var pending: [UInt8] = []
     private(set) var fileComplete = false
     private var headerBytes = 0
 
-    init(boundary: String) {
+    init(boundary: String, fields: Set<String> = ["file"]) {
         delimiter = Array("\r\n--\(boundary)".utf8)
+        self.fields = fields
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer, _ emit: (Event) throws -> Void) throws {
@@ -277,7 +280,7 @@ struct MultipartFileParser {
                 let text = String(decoding: pending[0..<end], as: UTF8.self)
                 pending.removeFirst(end + 4)
                 let (name, filename, contentType) = Self.parseHeaders(text)
-                let isFile = name == "file" && !fileComplete
+                let isFile = name.map(fields.contains) == true && !fileComplete
                 if isFile { try emit(.fileStart(filename: filename, contentType: contentType)) }
                 state = .body(isFile: isFile)
                 progress = true

@@ -305,6 +305,63 @@ struct MediaHTTPTests {
         await s.stop()
     }
 
+    @Test("avatars are real blobs: set, served to who may see them, replaced, and group photos for members only")
+    func avatars() async throws {
+        let clock = ManualClock(SystemClock().now())
+        let s = try await InProcessServer.start(clock: clock)
+        let c = s.client
+        let users = try await c.users(3)
+        let (a, b, outsider) = (users[0], users[1], users[2])
+        func putAvatar(_ path: String, _ bytes: [UInt8], token: String, field: String = "avatar") async throws -> TestResponse {
+            let boundary = "avatar-\(UUID().uuidString)"
+            var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(field)\"; filename=\"me.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".utf8)
+            body += bytes + Array("\r\n--\(boundary)--\r\n".utf8)
+            return try await c.request(.PUT, path, bytes: body, token: token, headers: [("Content-Type", "multipart/form-data; boundary=\(boundary)")])
+        }
+        var r = try await putAvatar("/api/v1/users/me/avatar", mediaFixture("gps.jpg"), token: a.accessToken)
+        #expect(r.status == 200, "\(r.body)")
+        let url = try #require(r.data["avatar_url"] as? String)
+        #expect(url.hasPrefix("/api/v1/users/\(a.userID)/avatar?v="))
+        r = try await c.request(.GET, "/api/v1/users/me", token: a.accessToken)
+        #expect(r.data["avatar_url"] as? String == url)
+        var photo = try await c.request(.GET, url, token: b.accessToken)
+        #expect(photo.status == 200 && photo.headers["Content-Type"].first == "image/jpeg" && !photo.body.contains("Exif"))
+        #expect(try await c.request(.GET, url).status == 401, "the access token is needed")
+        // Privacy: nobody sees the photo but its owner.
+        r = try await c.request(.PUT, "/api/v1/users/privacy", json: ["profile_photo": "nobody"], token: a.accessToken)
+        #expect(r.status == 204 || r.status == 200)
+        #expect(try await c.request(.GET, url, token: b.accessToken).status == 404)
+        #expect(try await c.request(.GET, url, token: a.accessToken).status == 200)
+        // Only photos, at most 5 MiB.
+        r = try await putAvatar("/api/v1/users/me/avatar", mediaFixture("voice.ogg"), token: a.accessToken)
+        #expect(r.status == 400 && r.errorCode == "MEDIA_INVALID_TYPE")
+        r = try await putAvatar("/api/v1/users/me/avatar", [UInt8](repeating: 0xFF, count: 6 << 20), token: a.accessToken)
+        #expect(r.status == 413)
+        // A new photo replaces the old one, which orphan cleanup may then remove.
+        r = try await putAvatar("/api/v1/users/me/avatar", mediaFixture("image.png"), token: a.accessToken, field: "file")
+        let second = try #require(r.data["avatar_url"] as? String)
+        #expect(second != url)
+        clock.advance(by: .hours(25))
+        let report = try await s.server.media.collectGarbage(grace: .hours(24))
+        #expect(report.mediaDeleted == 1, "the replaced photo only: \(report)")
+
+        // Group photo: admins set it, members see it, outsiders do not.
+        let (a2, b2, o2) = (try await c.login(a.phone, deviceID: a.deviceID), try await c.login(b.phone, deviceID: b.deviceID),
+                            try await c.login(outsider.phone, deviceID: outsider.deviceID))
+        let group = try await c.group(a2, [b2])
+        r = try await putAvatar("/api/v1/chats/\(group)/avatar", mediaFixture("photo.jpg"), token: b2.accessToken)
+        #expect(r.status == 403 && r.errorCode == "NOT_ADMIN")
+        r = try await putAvatar("/api/v1/chats/\(group)/avatar", mediaFixture("photo.jpg"), token: a2.accessToken)
+        #expect(r.status == 200, "\(r.body)")
+        let groupURL = try #require(r.data["avatar_url"] as? String)
+        r = try await c.request(.GET, "/api/v1/chats/\(group)", token: b2.accessToken)
+        #expect(r.data["avatar_url"] as? String == groupURL)
+        photo = try await c.request(.GET, groupURL, token: b2.accessToken)
+        #expect(photo.status == 200)
+        #expect(try await c.request(.GET, groupURL, token: o2.accessToken).status == 404)
+        await s.stop()
+    }
+
     @Test("photos are stored upright and without EXIF/GPS; their size is the size as shown")
     func exifStripped() async throws {
         let s = try await InProcessServer.start()
