@@ -131,3 +131,41 @@ struct ThumbnailTests {
         #expect(try Thumbnailer.make(path: fixture("photo.jpg"), info: info, maxSide: 2000).thumbnail.width == 640)
     }
 }
+
+@Suite("Video transcoding with libav")
+struct TranscoderTests {
+    @Test("videos phones cannot all play become H.264/AAC MP4 with the index first, at a capped size", arguments: [
+        ("clip.webm", 320, 240, true), ("clip.3gp", 176, 144, false), ("hd.mp4", 1280, 720, false),
+    ])
+    func transcodes(_ name: String, _ width: Int, _ height: Int, _ hasAudio: Bool) throws {
+        let info = try MediaProbe.probe(path: fixture(name))
+        let size = (try FileManager.default.attributesOfItem(atPath: fixture(name))[.size] as? Int) ?? 0
+        #expect(Transcoder.needed(info, size: size, maxSide: 1280, maxBitrate: 10_000_000))
+        let out = NSTemporaryDirectory() + "transcoded-\(UUID().uuidString).mp4"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try Transcoder.run(input: fixture(name), output: out, maxSide: 1280)
+        let result = try MediaProbe.probe(path: out)
+        #expect(result.mime == "video/mp4" && result.videoCodec == "h264", "\(result)")
+        #expect(result.width == width && result.height == height, "\(result)")
+        #expect(hasAudio ? result.audioCodec == "aac" : result.audioCodec == nil)
+        #expect(abs((result.durationMs ?? 0) - (info.durationMs ?? 0)) < 300, "\(result.durationMs ?? 0) vs \(info.durationMs ?? 0)")
+        // faststart: the index (moov) comes before the media data (mdat).
+        let bytes = [UInt8](FileManager.default.contents(atPath: out) ?? Data())
+        func offset(_ atom: String) -> Int? {
+            let tag = Array(atom.utf8)
+            return bytes.indices.dropLast(4).first { Array(bytes[$0..<$0 + 4]) == tag }
+        }
+        let moov = try #require(offset("moov"))
+        let mdat = try #require(offset("mdat"))
+        #expect(moov < mdat)
+        // And a thumbnail can be made from it: it decodes.
+        let (thumbnail, _) = try Thumbnailer.make(path: out, info: result)
+        #expect(thumbnail.width == min(320, width))
+    }
+
+    @Test("H.264/AAC MP4 within the caps is left alone")
+    func notNeeded() throws {
+        let info = try MediaProbe.probe(path: fixture("video.mp4"))
+        #expect(!Transcoder.needed(info, size: 145_710, maxSide: 1280, maxBitrate: 10_000_000))
+    }
+}
