@@ -10,12 +10,14 @@ public final class BlobStore: Sendable {
 
     public init(root: String) throws {
         self.root = root
-        for dir in [root, root + "/blobs", root + "/tmp"] {
+        for dir in [root, root + "/blobs", root + "/tmp", root + "/transcode"] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         // Leftovers of uploads interrupted by a crash.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/tmp")) ?? [] {
-            try? FileManager.default.removeItem(atPath: root + "/tmp/" + name)
+        for dir in [root + "/tmp", root + "/transcode"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                try? FileManager.default.removeItem(atPath: dir + "/" + name)
+            }
         }
     }
 

@@ -18,6 +18,12 @@ public struct MediaSettings: Sendable {
     public var urlTTL: Duration = .hours(1)
     /// Threads of the media worker pool (libav work never runs on an event loop).
     public var workers = 2
+    /// Videos larger than this (longest side) or over `videoMaxBitrate`, or not H.264/AAC
+    /// MP4, are transcoded.
+    public var videoMaxSide = 1280
+    public var videoMaxBitrate = 10_000_000
+    /// Transcodes waiting or running at most; further videos needing one get 503 MEDIA_BUSY.
+    public var transcodeQueue = 8
     public var limits = MediaLimits()
 
     public init() {}
@@ -46,6 +52,7 @@ public final class MediaService: Sendable {
     let pool: NIOThreadPool
     let clock: any TernClock
     let logger: Logger
+    let transcodes = TranscodeSlots()
 
     public init(store: Store, root: String, urlKey: [UInt8], settings: MediaSettings, clock: any TernClock, logger: Logger) throws {
         precondition(urlKey.count == MessageAuthentication.keyLength)
@@ -91,6 +98,7 @@ public final class MediaService: Sendable {
             var thumbnail: (hash: String, width: Int, height: Int)?
             var preview: [UInt8]
             var waveform: [UInt8]
+            var transcode: Bool
         }
         let processed: Processed
         do {
@@ -111,6 +119,7 @@ public final class MediaService: Sendable {
                 guard writer.size <= limit else {
                     throw TernError(.mediaTooLarge, "file too large, max \(limit) bytes for \(info.kind.rawValue)")
                 }
+                let transcode = Transcoder.needed(info, size: writer.size, maxSide: settings.videoMaxSide, maxBitrate: settings.videoMaxBitrate)
                 var thumbnail: (String, Int, Int)?
                 if let picture = processed.thumbnail {
                     thumbnail = (try blobs.put(picture.jpeg), picture.width, picture.height)
@@ -131,7 +140,8 @@ public final class MediaService: Sendable {
                     throw TernError(.mediaInvalidType, "the picture cannot be decoded: \(error.description)")
                 }
                 return Processed(
-                    info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview, waveform: processed.waveform)
+                    info: info, hash: stored.hash, size: stored.size, thumbnail: thumbnail, preview: preview, waveform: processed.waveform,
+                    transcode: transcode)
             }
         } catch {
             writer.abort()
@@ -142,11 +152,99 @@ public final class MediaService: Sendable {
             uploader: uploader, kind: info.kind.rawValue, mime: info.mime, filename: filename, size: UInt64(processed.size),
             blob: processed.hash, width: UInt32(info.width ?? 0), height: UInt32(info.height ?? 0), durationMs: info.durationMs ?? -1,
             thumbnail: processed.thumbnail?.hash ?? "", thumbnailWidth: UInt32(processed.thumbnail?.width ?? 0),
-            thumbnailHeight: UInt32(processed.thumbnail?.height ?? 0), preview: processed.preview, status: .ready,
-            createdAt: clock.now(), waveform: processed.waveform)
+            thumbnailHeight: UInt32(processed.thumbnail?.height ?? 0), preview: processed.preview,
+            status: processed.transcode ? .processing : .ready, createdAt: clock.now(), waveform: processed.waveform)
+        if processed.transcode && !transcodes.take(limit: settings.transcodeQueue) {
+            throw TernError(.mediaBusy, "the media worker is busy; try again shortly", retryAfter: 30)
+        }
         let id = TernID.random()
-        try await store.write { tx in try tx.putMedia(id, record) }
+        do {
+            try await store.write { tx in try tx.putMedia(id, record) }
+        } catch {
+            if processed.transcode { transcodes.release() }
+            throw error
+        }
+        if processed.transcode { startTranscode(id, record) }
         return (id, record)
+    }
+
+    // MARK: transcoding
+
+    /// Transcodes media `id` in the background: the original stays downloadable meanwhile
+    /// (status `processing`); then the record names the H.264/AAC MP4 (status `ready`), or
+    /// keeps the original with status `failed`. The caller holds a transcode slot.
+    func startTranscode(_ id: TernID, _ record: MediaRecord) {
+        let blobs = self.blobs
+        let settings = self.settings
+        let store = self.store
+        let logger = self.logger
+        let slots = transcodes
+        let source = blobs.path(of: record.blob)
+        let started = ContinuousClock.now
+        let job = pool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) { () -> (hash: String, size: Int, info: MediaInfo)? in
+            let output = blobs.root + "/transcode/" + UUID().uuidString + ".mp4"
+            defer { unlink(output) }
+            do {
+                try Transcoder.run(input: source, output: output, maxSide: settings.videoMaxSide, limits: settings.limits)
+                let info = try MediaProbe.probe(path: output)
+                let size = ((try? FileManager.default.attributesOfItem(atPath: output))?[.size] as? Int) ?? 0
+                let stored = try blobs.commit(try BlobWriter(adopting: output, limit: Int.max))
+                return (stored.hash, size, info)
+            } catch {
+                logger.warning("transcode failed", metadata: ["media.id": "\(id)", "media.error": "\(error)"])
+                return nil
+            }
+        }
+        job.whenComplete { result in
+            guard case .success(let outcome) = result else {
+                // The pool stopped (shutdown): the record stays `processing` and the next
+                // start resumes it.
+                slots.release()
+                return
+            }
+            Task {
+                defer { slots.release() }
+                do {
+                    try await store.write { tx in
+                        guard var current = try tx.media(id) else { return }
+                        if let outcome {
+                            current.blob = outcome.hash
+                            current.size = UInt64(outcome.size)
+                            current.mime = "video/mp4"
+                            current.width = UInt32(outcome.info.width ?? Int(current.width))
+                            current.height = UInt32(outcome.info.height ?? Int(current.height))
+                            current.status = .ready
+                        } else {
+                            current.status = .failed
+                        }
+                        try tx.putMedia(id, current)
+                    }
+                    logger.info(
+                        "transcode finished",
+                        metadata: ["media.id": "\(id)", "media.ok": "\(outcome != nil)", "media.seconds": "\(ContinuousClock.now - started)"])
+                } catch {
+                    logger.error("recording a transcode failed", metadata: ["media.id": "\(id)", "media.error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Restarts the transcodes a stopped server left `processing`.
+    public func resumeTranscodes() async throws {
+        let pending = try await store.read { tx -> [(TernID, MediaRecord)] in
+            var out: [(TernID, MediaRecord)] = []
+            try tx.scan(tx.tables.media, from: nil, to: nil) { key, value in
+                if let id = TernID(bytes: key), let record = try? MediaRecord.decode(value), record.status == .processing {
+                    out.append((id, record))
+                }
+                return true
+            }
+            return out
+        }
+        for (id, record) in pending {
+            _ = transcodes.take(limit: Int.max)
+            startTranscode(id, record)
+        }
     }
 
     /// The record of media `id` if `user` may see it (uploader or member of a chat it was
@@ -319,4 +417,22 @@ extension MediaService {
         }
         return report
     }
+}
+
+/// Counts transcodes waiting or running.
+final class TranscodeSlots: Sendable {
+    private let lock = Mutex()
+    nonisolated(unsafe) private var used = 0
+
+    func take(limit: Int) -> Bool {
+        lock.withLock {
+            guard used < limit else { return false }
+            used += 1
+            return true
+        }
+    }
+
+    func release() { lock.withLock { used -= 1 } }
+
+    var inUse: Int { lock.withLock { used } }
 }

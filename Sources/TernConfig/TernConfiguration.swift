@@ -56,6 +56,9 @@ public struct TernConfiguration: Sendable {
     public var mediaWorkers = 2
     public var mediaUploadRate = RateLimit.per(.minutes(1), 60)
     public var mediaCleanupInterval: Duration = .hours(6)
+    public var mediaVideoMaxSide = 1280
+    public var mediaVideoMaxBitrate = 10_000_000
+    public var mediaTranscodeQueue = 8
     public var mediaOrphanGrace: Duration = .hours(24)
     /// Raw values with their sources, for `tern config check`.
     public var sources: [(key: String, value: String, source: String)] = []
@@ -193,6 +196,9 @@ public struct TernConfiguration: Sendable {
         config.mediaWorkers = int("media.workers") ?? config.mediaWorkers
         config.mediaUploadRate = rate("media.upload_rate") ?? config.mediaUploadRate
         config.mediaCleanupInterval = duration("media.cleanup_interval") ?? config.mediaCleanupInterval
+        config.mediaVideoMaxSide = int("media.video_max_side") ?? config.mediaVideoMaxSide
+        config.mediaVideoMaxBitrate = int("media.video_max_bitrate") ?? config.mediaVideoMaxBitrate
+        config.mediaTranscodeQueue = int("media.transcode_queue") ?? config.mediaTranscodeQueue
         config.mediaOrphanGrace = duration("media.orphan_grace") ?? config.mediaOrphanGrace
 
         // Rules that span keys.

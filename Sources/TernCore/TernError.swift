@@ -34,6 +34,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case mediaInvalidType = "MEDIA_INVALID_TYPE"
     case rangeNotSatisfiable = "RANGE_NOT_SATISFIABLE"
     case preconditionFailed = "PRECONDITION_FAILED"
+    case mediaBusy = "MEDIA_BUSY"
 
     /// The HTTP status this code is sent with.
     public var status: Int {
@@ -51,7 +52,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
         case .tooManyRequests, .otpMaxAttempts: 429
         case .internalError: 500
         case .deliveryFailed: 502
-        case .storeUnavailable, .shuttingDown: 503
+        case .storeUnavailable, .shuttingDown, .mediaBusy: 503
         case .storageFull: 507
         }
     }

@@ -111,6 +111,9 @@ public final class TernServer: Sendable {
             mediaSettings.thumbnailSide = configuration.mediaThumbnailSize
             mediaSettings.urlTTL = configuration.mediaURLTTL
             mediaSettings.workers = configuration.mediaWorkers
+            mediaSettings.videoMaxSide = configuration.mediaVideoMaxSide
+            mediaSettings.videoMaxBitrate = configuration.mediaVideoMaxBitrate
+            mediaSettings.transcodeQueue = configuration.mediaTranscodeQueue
             media = try MediaService(
                 store: store, root: configuration.mediaPath,
                 urlKey: try SecretFiles.loadOrCreate(configuration.keysPath + "/media-url.key", length: 32),
@@ -196,6 +199,10 @@ public final class TernServer: Sendable {
             configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
         group.set(serviceGroup)
         defer { group.set(nil) }
+        let media = self.media
+        Task {
+            do { try await media.resumeTranscodes() } catch { logger.warning("resuming transcodes failed", metadata: ["media.error": "\(error)"]) }
+        }
         do {
             try await serviceGroup.run()
         } catch {

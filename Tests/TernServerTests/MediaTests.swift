@@ -362,6 +362,32 @@ struct MediaHTTPTests {
         await s.stop()
     }
 
+    @Test("a WebM video is transcoded in the background: processing, then ready as H.264/AAC MP4")
+    func transcoding() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let up = try await c.upload(mediaFixture("clip.webm"), filename: "clip.webm", token: a.accessToken)
+        #expect(up.status == 201 && up.data["status"] as? String == "processing", "\(up.body)")
+        let id = try #require(up.data["media_id"] as? String)
+        var info = up
+        let deadline = Date().addingTimeInterval(60)
+        while info.data["status"] as? String == "processing" && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            info = try await c.request(.GET, "/api/v1/media/\(id)", token: a.accessToken)
+        }
+        #expect(info.data["status"] as? String == "ready" && info.data["mime_type"] as? String == "video/mp4", "\(info.body)")
+        let file = try await c.get(try #require(info.data["url"] as? String))
+        let path = s.dir.path + "/transcoded.mp4"
+        try Data(file.body).write(to: URL(fileURLWithPath: path))
+        let probed = try MediaProbe.probe(path: path)
+        #expect(probed.videoCodec == "h264" && probed.audioCodec == "aac" && probed.width == 320)
+        // An H.264/AAC MP4 within the caps is ready at once.
+        let plain = try await c.upload(mediaFixture("video.mp4"), filename: "video.mp4", token: a.accessToken)
+        #expect(plain.data["status"] as? String == "ready")
+        await s.stop()
+    }
+
     @Test("photos are stored upright and without EXIF/GPS; their size is the size as shown")
     func exifStripped() async throws {
         let s = try await InProcessServer.start()
