@@ -28,12 +28,14 @@ struct MediaProbeTests {
         ("voice.aac", .audio, "audio/aac"), ("song.mp3", .audio, "audio/mpeg"), ("sound.wav", .audio, "audio/wav"),
         ("doc.pdf", .document, "application/pdf"), ("notes.txt", .document, "text/plain"), ("archive.zip", .document, "application/zip"),
         ("report.docx", .document, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        ("voice.amr", .audio, "audio/amr"), ("photo.heic", .document, "image/heic"), ("legacy.doc", .document, "application/msword"),
     ])
     func accepted(_ name: String, _ kind: MediaKind, _ mime: String) throws {
         let info = try MediaProbe.probe(path: fixture(name), declaredText: declared(name), filename: name)
         #expect(info.kind == kind)
         #expect(info.mime == mime)
         if kind == .video || kind == .audio { #expect((info.durationMs ?? 0) >= 1900 && (info.durationMs ?? 0) <= 2200, "\(info)") }
+        if kind == .image || (kind == .video) { #expect(info.width != nil) }
         if kind == .image || kind == .video { #expect(info.width != nil && info.height != nil) }
     }
 

@@ -35,9 +35,6 @@ ff -f lavfi -i sine=frequency=300:sample_rate=8000 -t 2 -c:a pcm_s16le sound.wav
 # One second of silence, then one second of tone: a waveform with a quiet and a loud half.
 ff -f lavfi -i anullsrc=r=48000:cl=mono:d=1 -f lavfi -i sine=frequency=300:sample_rate=48000:duration=1 \
    -filter_complex "[0][1]concat=n=2:v=0:a=1" -c:a libopus halfsilent.ogg
-if ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libopencore_amrnb; then
-    ff -f lavfi -i sine=frequency=300:sample_rate=8000 -t 2 -ar 8000 -ac 1 -c:a libopencore_amrnb -b:a 12.2k voice.amr
-fi
 
 # Documents.
 printf '%%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%%%EOF\n' > doc.pdf
@@ -68,6 +65,15 @@ app1 = b"Exif\0\0" + tiff
 data = open("photo.jpg", "rb").read()
 assert data[:2] == b"\xff\xd8"
 open("gps.jpg", "wb").write(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+PY
+
+# Formats the ffmpeg CLI here cannot write, made by hand: an AMR-NB voice note (100
+# "no data" frames of 20 ms), a HEIF/HEIC header, a legacy Office (OLE2) header.
+python3 - <<'PY'
+open("voice.amr", "wb").write(b"#!AMR\n" + bytes([0x7C]) * 100)
+heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+open("photo.heic", "wb").write(heic)
+open("legacy.doc", "wb").write(bytes([0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) + b"\x00" * 504)
 PY
 
 # Hostile or broken inputs.
