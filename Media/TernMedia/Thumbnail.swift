@@ -52,10 +52,11 @@ public enum Thumbnailer {
     }
 
     /// The picture re-encoded at full size, upright, without any metadata (EXIF, GPS, XMP,
-    /// comments): JPEG stays JPEG (quality 2 of 31), PNG stays PNG (lossless). Returns nil
-    /// for formats it does not rewrite (GIF carries no EXIF).
+    /// comments): JPEG stays JPEG (quality 2 of 31), PNG stays PNG (lossless), WebP stays
+    /// WebP (libwebp, quality 90). Returns nil for formats it does not rewrite (GIF carries
+    /// no EXIF).
     public static func reencodeWithoutMetadata(path: String, info: MediaInfo, limits: MediaLimits = MediaLimits()) throws -> Picture? {
-        guard info.kind == .image, info.mime == "image/jpeg" || info.mime == "image/png" else { return nil }
+        guard info.kind == .image, ["image/jpeg", "image/png", "image/webp"].contains(info.mime) else { return nil }
         let input = try AVInput(path: path, limits: limits)
         guard let stream = input.best(AVMEDIA_TYPE_VIDEO) else { throw MediaError("no picture") }
         let frame = try decodePicture(input, stream, seekToSecond: false, reduceTo: Int.max)
@@ -65,7 +66,16 @@ public enum Thumbnailer {
         }
         let rotation = exifRotation(frame)
         let upright = try toRGB(frame, width: Int(frame.pointee.width), height: Int(frame.pointee.height)).rotated(clockwise: rotation)
-        return try encode(upright, quality: 2, png: info.mime == "image/png")
+        switch info.mime {
+        case "image/png": return try encode(upright, quality: 2, output: .png)
+        case "image/webp": return try encode(upright, quality: 2, output: .webp)
+        default: return try encode(upright, quality: 2, output: .jpeg)
+        }
+    }
+
+    /// What `encode` writes.
+    enum Output {
+        case jpeg, png, webp
     }
 
     /// Decodes the first picture of `stream`; for videos longer than 1.5 s, the first one
@@ -166,9 +176,15 @@ public enum Thumbnailer {
 
     /// Encodes RGB pixels as a full-range JPEG (`quality`: libav's qscale, 2 = best, 31 =
     /// worst), or as PNG.
-    static func encode(_ image: RGBImage, quality: Int, png: Bool = false) throws -> Picture {
-        guard let encoder = avcodec_find_encoder(png ? AV_CODEC_ID_PNG : AV_CODEC_ID_MJPEG) else { throw MediaError("no encoder") }
-        let format = png ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_YUVJ420P
+    static func encode(_ image: RGBImage, quality: Int, output: Output = .jpeg) throws -> Picture {
+        let found: UnsafePointer<AVCodec>?
+        switch output {
+        case .jpeg: found = avcodec_find_encoder(AV_CODEC_ID_MJPEG)
+        case .png: found = avcodec_find_encoder(AV_CODEC_ID_PNG)
+        case .webp: found = avcodec_find_encoder_by_name("libwebp")
+        }
+        guard let encoder = found else { throw MediaError("no encoder for \(output)") }
+        let format = output == .png ? AV_PIX_FMT_RGB24 : output == .webp ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_YUVJ420P
         var context: UnsafeMutablePointer<AVCodecContext>? = avcodec_alloc_context3(encoder)
         guard let codec = context else { throw MediaError("out of memory") }
         defer { avcodec_free_context(&context) }
@@ -178,7 +194,8 @@ public enum Thumbnailer {
         codec.pointee.color_range = AVCOL_RANGE_JPEG
         codec.pointee.time_base = AVRational(num: 1, den: 25)
         codec.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)
-        codec.pointee.global_quality = Int32(quality * 118)  // FF_QP2LAMBDA
+        // FF_QP2LAMBDA: qscale for JPEG; libwebp reads the same field as quality 0-100.
+        codec.pointee.global_quality = Int32((output == .webp ? 90 : quality) * 118)
         codec.pointee.thread_count = 1
         let opened = avcodec_open2(codec, encoder, nil)
         guard opened >= 0 else { throw MediaError("cannot open the JPEG encoder (\(avErrorText(opened)))") }
