@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import TernCore
@@ -53,6 +54,7 @@ public final class MediaService: Sendable {
     let clock: any TernClock
     let logger: Logger
     let transcodes = TranscodeSlots()
+    let metrics = MediaMetrics()
 
     public init(store: Store, root: String, urlKey: [UInt8], settings: MediaSettings, clock: any TernClock, logger: Logger) throws {
         precondition(urlKey.count == MessageAuthentication.keyLength)
@@ -145,9 +147,11 @@ public final class MediaService: Sendable {
             }
         } catch {
             writer.abort()
+            metrics.rejected((error as? TernError)?.code.rawValue ?? "INTERNAL_ERROR")
             throw error
         }
         let info = processed.info
+        metrics.accepted(kind: info.kind.rawValue, bytes: processed.size)
         let record = MediaRecord(
             uploader: uploader, kind: info.kind.rawValue, mime: info.mime, filename: filename, size: UInt64(processed.size),
             blob: processed.hash, width: UInt32(info.width ?? 0), height: UInt32(info.height ?? 0), durationMs: info.durationMs ?? -1,
@@ -155,6 +159,8 @@ public final class MediaService: Sendable {
             thumbnailHeight: UInt32(processed.thumbnail?.height ?? 0), preview: processed.preview,
             status: processed.transcode ? .processing : .ready, createdAt: clock.now(), waveform: processed.waveform)
         if processed.transcode && !transcodes.take(limit: settings.transcodeQueue) {
+            // The stored blob has no record: orphan cleanup removes it after the grace period.
+            metrics.rejected(ErrorCode.mediaBusy.rawValue)
             throw TernError(.mediaBusy, "the media worker is busy; try again shortly", retryAfter: 30)
         }
         let id = TernID.random()
@@ -179,6 +185,7 @@ public final class MediaService: Sendable {
         let store = self.store
         let logger = self.logger
         let slots = transcodes
+        let metrics = self.metrics
         let source = blobs.path(of: record.blob)
         let started = ContinuousClock.now
         let job = pool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) { () -> (hash: String, size: Int, info: MediaInfo)? in
@@ -217,6 +224,7 @@ public final class MediaService: Sendable {
                         } else {
                             current.status = .failed
                         }
+                        metrics.transcoded(ok: outcome != nil, seconds: ContinuousClock.now - started)
                         try tx.putMedia(id, current)
                     }
                     logger.info(
@@ -435,4 +443,25 @@ final class TranscodeSlots: Sendable {
     func release() { lock.withLock { used -= 1 } }
 
     var inUse: Int { lock.withLock { used } }
+}
+
+/// `tern_media_*` metrics.
+final class MediaMetrics: Sendable {
+    let bytes = Counter(label: "tern_media_upload_bytes_total")
+    let transcodeSeconds = Metrics.Timer(label: "tern_media_transcode_duration_seconds")
+
+    func accepted(kind: String, bytes count: Int) {
+        Counter(label: "tern_media_uploads_total", dimensions: [("kind", kind)]).increment()
+        bytes.increment(by: count)
+    }
+
+    func rejected(_ code: String) {
+        Counter(label: "tern_media_rejected_total", dimensions: [("code", code)]).increment()
+    }
+
+    func transcoded(ok: Bool, seconds: Duration) {
+        Counter(label: "tern_media_transcodes_total", dimensions: [("outcome", ok ? "ready" : "failed")]).increment()
+        let (s, atto) = seconds.components
+        transcodeSeconds.recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
 }
