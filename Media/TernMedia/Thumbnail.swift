@@ -94,7 +94,7 @@ public enum Thumbnailer {
         // thumbnail needs an eighth of the work.
         var lowres: Int32 = 0
         let longest = Int(max(codec.pointee.width, codec.pointee.height))
-        while side < Int.max / 4 && lowres < Int32(decoder.pointee.max_lowres) && longest >> Int(lowres + 1) >= side * 2 { lowres += 1 }
+        while side < Int.max / 4 && lowres < Int32(decoder.pointee.max_lowres) && longest >> Int(lowres + 1) >= side { lowres += 1 }
         codec.pointee.lowres = lowres
         let opened = avcodec_open2(codec, decoder, nil)
         guard opened >= 0 else { throw MediaError("cannot open the decoder (\(avErrorText(opened)))") }
