@@ -20,6 +20,20 @@ struct MediaRoutes {
             let record = try await media.record(id, for: claims.userID)
             return try Envelope.ok(MediaOut(id: id, record, media: media, viewer: claims.userID))
         }
+        // The thumbnail at a stable path (what messages carry): the access token and the
+        // same visibility rule as the metadata.
+        api.get("media/:id/thumbnail") { request, context in
+            let claims = try context.caller()
+            let id = try mediaID(context)
+            _ = try await media.record(id, for: claims.userID)
+            let file = try await media.file(id, thumbnail: true)
+            let headers: HTTPFields = [
+                .contentType: file.mime, .eTag: "\"\(file.hash)\"", .cacheControl: "private, max-age=31536000, immutable",
+                .contentLength: String(file.size),
+            ]
+            if request.headers[.ifNoneMatch]?.contains(file.hash) == true { return Response(status: .notModified, headers: headers) }
+            return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: file.path, context: context))
+        }
         let fileIO = FileIO()
         for thumbnail in [false, true] {
             let path: RouterPath = thumbnail ? "media/:id/thumbnail" : "media/:id"

@@ -1,4 +1,5 @@
 import Foundation
+import TernCore
 import TernStore
 import TernWire
 
@@ -8,7 +9,7 @@ import TernWire
 /// `GET /api/v1/media/:id`.
 enum MediaSummary {
     /// `payload` (a JSON object) with a `media` member added.
-    static func embed(_ record: MediaRecord, in payload: [UInt8]) -> [UInt8] {
+    static func embed(_ id: TernID, _ record: MediaRecord, in payload: [UInt8]) -> [UInt8] {
         guard payload.last == UInt8(ascii: "}") else { return payload }
         var w = JSONWriter(capacity: 256 + record.preview.count * 4 / 3)
         w.beginObject()
@@ -20,6 +21,9 @@ enum MediaSummary {
         if record.height > 0 { w.member("height", Int64(record.height)) }
         if record.durationMs >= 0 { w.member("duration_ms", record.durationMs) }
         if !record.thumbnail.isEmpty {
+            // A stable path (the access token authorises it), unlike the expiring links of
+            // `GET /api/v1/media/:id`: messages are stored and serialised once for everyone.
+            w.member("thumbnail_url", "/api/v1/media/\(id)/thumbnail")
             w.member("thumbnail_width", Int64(record.thumbnailWidth))
             w.member("thumbnail_height", Int64(record.thumbnailHeight))
         }

@@ -169,7 +169,7 @@ public final class Relay: Sendable {
             }
             try tx.linkMedia(media, chat: command.chat)
             // History and message.new carry what the recipient shows before downloading.
-            draft.payload = MediaSummary.embed(record, in: draft.payload)
+            draft.payload = MediaSummary.embed(media, record, in: draft.payload)
             template = RelayFrames.MessageTemplate(chat: command.chat, record: draft)
         }
         if let existing = try tx.dedupe(sender: sender.user, clientMsgID: command.clientMsgID) {

@@ -458,6 +458,10 @@ struct MediaHTTPTests {
         let live = await ws.next(event: "message.new")
         let shown = (live.frame?.data["payload"] as? [String: Any])?["media"] as? [String: Any]
         #expect(shown?["mime_type"] as? String == "image/jpeg" && shown?["width"] as? Int == 640 && shown?["preview"] is String, "\(live.frame ?? [:])")
+        let thumbPath = try #require(shown?["thumbnail_url"] as? String)
+        let thumb = try await c.request(.GET, thumbPath, token: b.accessToken)
+        #expect(thumb.status == 200 && thumb.headers["Content-Type"].first == "image/jpeg")
+        #expect(try await c.request(.GET, thumbPath, token: outsider.accessToken).status == 404)
         let history = try await c.request(.GET, "/api/v1/messages?chat_id=\(chat)", token: b.accessToken)
         let stored = ((history.data["items"] as? [[String: Any]])?.first?["payload"] as? [String: Any])?["media"] as? [String: Any]
         #expect(stored?["size_bytes"] as? Int == up.data["size_bytes"] as? Int)
