@@ -69,7 +69,11 @@ public enum MediaProbe {
             if declaredText, isText(path) { return (MediaInfo(kind: .document, mime: "text/plain", container: "text"), nil, nil, []) }
             throw error
         }
-        if info.kind == .audio { return (info, nil, nil, try Waveform.peaks(path: path, limits: limits)) }
+        if info.kind == .audio {
+            // The container, codec and duration are valid; a waveform that cannot be drawn
+            // (e.g. a voice note of silence frames) is left out rather than refusing the file.
+            return (info, nil, nil, (try? Waveform.peaks(path: path, limits: limits)) ?? [])
+        }
         guard info.hasPicture else { return (info, nil, nil, []) }
         let made = try Thumbnailer.make(input, info: info, maxSide: thumbnailSide, previewSide: 16)
         var shown = info
