@@ -305,7 +305,8 @@ public struct UsersCommand: AsyncParsableCommand {
 
 public struct DevicesCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "devices", abstract: "List devices; revoke one (admin API).", subcommands: [List.self, Revoke.self])
+        commandName: "devices", abstract: "List devices; revoke one or resend its push (admin API).",
+        subcommands: [List.self, Revoke.self, Push.self])
 
     public init() {}
 
@@ -350,6 +351,24 @@ public struct DevicesCommand: AsyncParsableCommand {
             let data = try await client.post("devices/\(number)/revoke")
             if admin.json { return print(Output.json(any: data)) }
             print("device \(number): \(data["sessions_revoked"] ?? 0) sessions revoked")
+        }
+    }
+}
+
+extension DevicesCommand {
+    public struct Push: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(
+            abstract: "Resend a push to a device: tells its push tokens how many frames wait (admin API).")
+        public init() {}
+        @OptionGroup var admin: AdminOptions
+        @Argument(help: "Device number.") var device: String
+
+        public func run() async throws {
+            let number = try parseDevice(device)
+            let (client, _) = try admin.client()
+            let data = try await client.post("devices/\(number)/push")
+            if admin.json { return print(Output.json(any: data)) }
+            print("device \(number): push sent to \(data["tokens"] ?? 0) tokens (\(data["pending"] ?? 0) frames pending)")
         }
     }
 }

@@ -51,6 +51,12 @@ public func buildAdminRouter(_ deps: AdminDependencies) -> Router<TernRequestCon
         context.logger.notice("admin: device revoked", metadata: ["admin.device": "\(device)"])
         return try Envelope.ok(RevokeResult(device: device, userID: nil, sessionsRevoked: ended, disabled: nil))
     }
+    admin.post("devices/:device/push") { _, context -> Response in
+        let device = try deviceNumber(context)
+        guard let sent = try await deps.relay.resendPush(device: device) else { throw TernError.notFound("no device \(device)") }
+        context.logger.notice("admin: push resent", metadata: ["admin.device": "\(device)", "admin.tokens": "\(sent.tokens)"])
+        return try Envelope.ok(PushResult(device: device, tokens: sent.tokens, pending: sent.pending))
+    }
     admin.post("users/:id/revoke") { _, context -> Response in
         let user = try userID(context)
         guard let ended = try await deps.auth.revokeUser(user) else { throw TernError.notFound("no user \(user)") }
@@ -90,6 +96,12 @@ private func userID(_ context: TernRequestContext) throws -> TernID {
 struct AdminStatus: Encodable {
     var sessions: Int
     var draining: Bool
+}
+
+struct PushResult: Encodable {
+    var device: UInt64
+    var tokens: Int
+    var pending: Int
 }
 
 struct PurgeResult: Encodable {

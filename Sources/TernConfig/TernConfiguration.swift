@@ -47,6 +47,8 @@ public struct TernConfiguration: Sendable {
     public var adminToken = ""
     public var drainWindow: Duration = .seconds(5)
     public var mailboxCensusInterval: Duration = .seconds(30)
+    public var pushWebhookURL = ""
+    public var pushWebhookToken = ""
     public var mediaImageMax = 16 << 20
     public var mediaVideoMax = 64 << 20
     public var mediaAudioMax = 16 << 20
@@ -187,6 +189,8 @@ public struct TernConfiguration: Sendable {
         }
         config.drainWindow = duration("shutdown.drain_window") ?? config.drainWindow
         config.mailboxCensusInterval = duration("metrics.mailbox_census_interval") ?? config.mailboxCensusInterval
+        config.pushWebhookURL = url("push.webhook_url") ?? config.pushWebhookURL
+        config.pushWebhookToken = string("push.webhook_token")
         config.mediaImageMax = size("media.image_max_size") ?? config.mediaImageMax
         config.mediaVideoMax = size("media.video_max_size") ?? config.mediaVideoMax
         config.mediaAudioMax = size("media.audio_max_size") ?? config.mediaAudioMax
@@ -217,7 +221,7 @@ public struct TernConfiguration: Sendable {
 
         config.sources = ConfigKeys.all.map { key in
             let v = raw.values[key.name]!
-            let secret = key.name == "auth.webhook_token" || key.name == "admin.token"
+            let secret = key.name == "auth.webhook_token" || key.name == "admin.token" || key.name == "push.webhook_token"
             let shown = secret && !v.value.isEmpty ? "(set)" : v.value
             return (key.name, shown, v.source)
         }

@@ -132,6 +132,9 @@ public final class Relay: Sendable {
                         registry.session(device: delivery.device)?.deliverStored(
                             seq: delivery.seq, kind: .message, event: ServerEvent.messageNew, data: sent.data, message: sent.outcome.id)
                     }
+                    if self.settings.push != nil {
+                        self.pushStored(sent.deliveries.map(\.device), message: sent.outcome.id, sender: sender.user)
+                    }
                 }
             }
         }

@@ -5,6 +5,8 @@ public struct RelaySettings: Sendable {
     /// Message frames sent to a device and not yet acknowledged, at most. Bounds memory per
     /// session and the redelivery after a reconnect.
     public var window = 512
+    /// Where pushes for offline devices go; nil = no push.
+    public var push: (any PushSender)?
     /// Mailbox entries read per drain step.
     public var drainPage = 256
     /// Live frames buffered while a drain is running; past this the drain re-reads the

@@ -33,6 +33,7 @@ public final class TernServer: Sendable {
     private let logger: Logger
     private let clock: any TernClock
     private let httpClient: HTTPClient?
+    private let pushClient: HTTPClient?
     private let responder: RouterResponder<TernRequestContext>
     private let adminResponder: RouterResponder<TernRequestContext>?
     private let group = GroupBox()
@@ -67,6 +68,13 @@ public final class TernServer: Sendable {
         relaySettings.slowConsumerBytes = configuration.relaySlowConsumerBytes
         relaySettings.typingTTL = configuration.relayTypingTTL
         relaySettings.groupMaxMembers = configuration.groupMaxMembers
+        var clients: [HTTPClient] = []
+        if !configuration.pushWebhookURL.isEmpty {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            clients.append(client)
+            relaySettings.push = WebhookPushSender(url: configuration.pushWebhookURL, bearer: configuration.pushWebhookToken, client: client)
+        }
+        pushClient = clients.first
         let relay = Relay(store: store, settings: relaySettings, clock: clock, logger: logger)
         self.relay = relay
         do {
@@ -214,6 +222,7 @@ public final class TernServer: Sendable {
         await media.shutdown()
         await store.close()
         try? await httpClient?.shutdown()
+        try? await pushClient?.shutdown()
         logger.notice("tern stopped")
     }
 
