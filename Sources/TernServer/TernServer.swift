@@ -68,13 +68,11 @@ public final class TernServer: Sendable {
         relaySettings.slowConsumerBytes = configuration.relaySlowConsumerBytes
         relaySettings.typingTTL = configuration.relayTypingTTL
         relaySettings.groupMaxMembers = configuration.groupMaxMembers
-        var clients: [HTTPClient] = []
-        if !configuration.pushWebhookURL.isEmpty {
-            let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            clients.append(client)
-            relaySettings.push = WebhookPushSender(url: configuration.pushWebhookURL, bearer: configuration.pushWebhookToken, client: client)
+        let pushClient = configuration.pushWebhookURL.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
+        if let pushClient {
+            relaySettings.push = WebhookPushSender(url: configuration.pushWebhookURL, bearer: configuration.pushWebhookToken, client: pushClient)
         }
-        pushClient = clients.first
+        self.pushClient = pushClient
         let relay = Relay(store: store, settings: relaySettings, clock: clock, logger: logger)
         self.relay = relay
         do {
@@ -132,8 +130,15 @@ public final class TernServer: Sendable {
             throw error
         }
         if configuration.adminEnabled {
-            let token = configuration.adminToken.isEmpty
-                ? try SecretFiles.loadOrCreateToken(configuration.adminTokenPath) : configuration.adminToken
+            let token: String
+            do {
+                token = configuration.adminToken.isEmpty
+                    ? try SecretFiles.loadOrCreateToken(configuration.adminTokenPath) : configuration.adminToken
+            } catch {
+                let store = self.store
+                Task { await store.close() }
+                throw error
+            }
             let auth = self.auth
             adminResponder = buildAdminRouter(
                 AdminDependencies(auth: auth, relay: relay, token: token, isDraining: { relay.isDraining })
