@@ -117,21 +117,8 @@ public final class Inspector: Sendable {
         prefix: [UInt8],
         _ body: (_ tx: ReadTx, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        try scan(table, from: prefix, to: upperBound(prefix), body)
+        try scan(table, from: prefix, to: prefixUpperBound(prefix), body)
     }
-}
-
-/// The first key after every key that starts with `prefix` (nil: no bound).
-func upperBound(_ prefix: [UInt8]) -> [UInt8]? {
-    var bound = prefix
-    while let last = bound.last {
-        if last < 0xFF {
-            bound[bound.count - 1] = last + 1
-            return bound
-        }
-        bound.removeLast()
-    }
-    return nil
 }
 
 extension UnsafeRawBufferPointer {

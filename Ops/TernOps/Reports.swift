@@ -211,7 +211,7 @@ extension Inspector {
         }
         var hasMore = false
         let start = Keys.u64Pair(device, (after ?? 0) + 1)
-        try scan({ $0.mailbox }, from: start, to: upperBound(Keys.u64(device))) { _, key, value in
+        try scan({ $0.mailbox }, from: start, to: prefixUpperBound(Keys.u64(device))) { _, key, value in
             if rows.count == limit {
                 hasMore = true
                 return false
