@@ -91,53 +91,21 @@ struct AvatarRoutes {
         return TernID(url[v.upperBound...])
     }
 
-    /// Receives the photo of a multipart request (field `avatar` or `file`).
+    /// Receives the photo of a multipart request (field `avatar` or `file`); a file that is
+    /// not a photo is refused before anything is stored.
     private func receive(_ request: Request, _ context: TernRequestContext, owner: TernID) async throws -> (TernID, MediaRecord) {
-        if let wait = uploadLimiter.acquire(owner.description) {
-            throw TernError.tooManyRequests("too many uploads; slow down", retryAfter: wait)
-        }
-        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/form-data"),
-            let boundary = MediaRoutes.boundary(type)
-        else { throw TernError(.unsupportedMediaType, "send the photo as multipart/form-data in a field named avatar") }
-        var parser = MultipartFileParser(boundary: boundary, fields: ["avatar", "file"])
-        var writer: BlobWriter?
-        var filename = "avatar"
-        var declared: String?
-        defer { writer?.abort() }
-        do {
-            for try await chunk in request.body {
-                try chunk.withUnsafeReadableBytes { bytes in
-                    try parser.feed(bytes) { event in
-                        switch event {
-                        case .fileStart(let name, let contentType):
-                            filename = MediaRoutes.cleanFilename(name)
-                            declared = contentType
-                            writer = try media.blobs.writer(limit: Self.maxBytes)
-                        case .fileBytes(let part):
-                            try writer?.write(part)
-                        }
-                    }
-                }
-                if parser.fileComplete { break }
-            }
-        } catch is BlobTooLarge {
-            throw TernError(.mediaTooLarge, "photo too large, max \(Self.maxBytes) bytes")
-        }
-        guard let written = writer, parser.fileComplete else { throw TernError.validation("no photo: send it in a multipart field named avatar") }
-        writer = nil
-        // Refused before anything is stored.
+        let file = try await MediaRoutes.receiveFile(
+            request, media: media, limiter: uploadLimiter, owner: owner, fields: ["avatar", "file"],
+            words: .init(
+                notMultipart: "send the photo as multipart/form-data in a field named avatar", tooLarge: "photo too large",
+                noFile: "no photo: send it in a multipart field named avatar", cutShort: "no photo: send it in a multipart field named avatar"),
+            limit: { _, _ in Self.maxBytes })
         return try await media.finishUpload(
-            written, uploader: owner, filename: filename, declaredMime: declared, onlyMimes: ["image/jpeg", "image/png", "image/webp"])
+            file.writer, uploader: owner, filename: file.filename, declaredMime: file.declared,
+            onlyMimes: ["image/jpeg", "image/png", "image/webp"])
     }
 
     private func serve(_ id: TernID, _ request: Request, _ context: TernRequestContext) async throws -> Response {
-        let file = try await media.file(id, thumbnail: false)
-        let headers: HTTPFields = [
-            .contentType: file.mime, .eTag: "\"\(file.hash)\"", .cacheControl: "private, max-age=31536000, immutable",
-            .contentLength: String(file.size),
-        ]
-        if request.headers[.ifNoneMatch]?.contains(file.hash) == true { return Response(status: .notModified, headers: headers) }
-        let body = try await FileIO().loadFile(path: file.path, context: context)
-        return Response(status: .ok, headers: headers, body: body)
+        try await MediaRoutes.serve(try await media.file(id, thumbnail: false), request, context)
     }
 }

@@ -26,13 +26,7 @@ struct MediaRoutes {
             let claims = try context.caller()
             let id = try mediaID(context)
             _ = try await media.record(id, for: claims.userID)
-            let file = try await media.file(id, thumbnail: true)
-            let headers: HTTPFields = [
-                .contentType: file.mime, .eTag: "\"\(file.hash)\"", .cacheControl: "private, max-age=31536000, immutable",
-                .contentLength: String(file.size),
-            ]
-            if request.headers[.ifNoneMatch]?.contains(file.hash) == true { return Response(status: .notModified, headers: headers) }
-            return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: file.path, context: context))
+            return try await Self.serve(try await media.file(id, thumbnail: true), request, context)
         }
         let fileIO = FileIO()
         for thumbnail in [false, true] {
@@ -53,18 +47,46 @@ struct MediaRoutes {
     /// the limit is refused (413) as soon as it crosses it, never buffered whole.
     private func upload(_ request: Request, _ context: TernRequestContext) async throws -> Response {
         let claims = try context.caller()
-        if let wait = uploadLimiter.acquire(claims.userID.description) {
+        let file = try await Self.receiveFile(
+            request, media: media, limiter: uploadLimiter, owner: claims.userID, fields: ["file"], largest: media.settings.largest,
+            words: .init(
+                notMultipart: "upload with multipart/form-data and a field named file", tooLarge: "file too large",
+                noFile: "no file: send the upload in a multipart field named file", cutShort: "the upload ended before the file did"),
+            limit: media.streamingLimit)
+        let (id, record) = try await media.finishUpload(file.writer, uploader: claims.userID, filename: file.filename, declaredMime: file.declared)
+        return try Envelope.ok(MediaOut(id: id, record, media: media, viewer: claims.userID), status: .created)
+    }
+
+    /// What a client is told when a multipart upload is not one.
+    struct UploadWords {
+        var notMultipart: String
+        var tooLarge: String
+        var noFile: String
+        var cutShort: String
+    }
+
+    /// A file streamed from a multipart body to a temporary file while hashed (never
+    /// buffered whole): the part named one of `fields`, refused (413) as soon as it passes
+    /// `limit(declared type, file name)`; with `largest`, a `Content-Length` over it (plus
+    /// room for the multipart framing) is refused before reading. Counts against `owner`'s
+    /// upload rate. The caller owns the returned writer (finish or abort it).
+    static func receiveFile(
+        _ request: Request, media: MediaService, limiter: RateLimiter, owner: TernID, fields: Set<String>, largest: Int? = nil,
+        words: UploadWords,
+        limit: (_ declaredMime: String?, _ filename: String?) -> Int
+    ) async throws -> (writer: BlobWriter, filename: String, declared: String?) {
+        if let wait = limiter.acquire(owner.description) {
             throw TernError.tooManyRequests("too many uploads; slow down", retryAfter: wait)
         }
         guard let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/form-data"),
-            let boundary = Self.boundary(type)
+            let boundary = boundary(type)
         else {
-            throw TernError(.unsupportedMediaType, "upload with multipart/form-data and a field named file")
+            throw TernError(.unsupportedMediaType, words.notMultipart)
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > media.settings.largest + 64 << 10 {
-            throw TernError(.mediaTooLarge, "file too large, max \(media.settings.largest) bytes")
+        if let largest, let length = request.headers[.contentLength].flatMap(Int.init), length > largest + 64 << 10 {
+            throw TernError(.mediaTooLarge, "\(words.tooLarge), max \(largest) bytes")
         }
-        var parser = MultipartFileParser(boundary: boundary)
+        var parser = MultipartFileParser(boundary: boundary, fields: fields)
         var writer: BlobWriter?
         var filename = "file"
         var declared: String?
@@ -75,9 +97,9 @@ struct MediaRoutes {
                     try parser.feed(bytes) { event in
                         switch event {
                         case .fileStart(let name, let contentType):
-                            filename = Self.cleanFilename(name)
+                            filename = cleanFilename(name)
                             declared = contentType
-                            writer = try media.blobs.writer(limit: media.streamingLimit(declaredMime: contentType, filename: name))
+                            writer = try media.blobs.writer(limit: limit(contentType, name))
                         case .fileBytes(let part):
                             try writer?.write(part)
                         }
@@ -86,14 +108,24 @@ struct MediaRoutes {
                 if parser.fileComplete { break }
             }
         } catch let tooLarge as BlobTooLarge {
-            throw TernError(.mediaTooLarge, "file too large, max \(tooLarge.limit) bytes")
+            throw TernError(.mediaTooLarge, "\(words.tooLarge), max \(tooLarge.limit) bytes")
         }
         guard let written = writer, parser.fileComplete else {
-            throw TernError.validation(writer == nil ? "no file: send the upload in a multipart field named file" : "the upload ended before the file did")
+            throw TernError.validation(writer == nil ? words.noFile : words.cutShort)
         }
         writer = nil
-        let (id, record) = try await media.finishUpload(written, uploader: claims.userID, filename: filename, declaredMime: declared)
-        return try Envelope.ok(MediaOut(id: id, record, media: media, viewer: claims.userID), status: .created)
+        return (written, filename, declared)
+    }
+
+    /// Streams a stored blob with its ETag (304 on a match), immutable caching, for the
+    /// token-authorised paths (thumbnails and photos); the presigned `download` adds ranges.
+    static func serve(_ file: (path: String, size: Int, hash: String, mime: String), _ request: Request, _ context: TernRequestContext) async throws -> Response {
+        let headers: HTTPFields = [
+            .contentType: file.mime, .eTag: "\"\(file.hash)\"", .cacheControl: "private, max-age=31536000, immutable",
+            .contentLength: String(file.size),
+        ]
+        if request.headers[.ifNoneMatch]?.contains(file.hash) == true { return Response(status: .notModified, headers: headers) }
+        return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: file.path, context: context))
     }
 
     static func boundary(_ contentType: String) -> String? {
