@@ -171,6 +171,32 @@ final class AVInput {
     }
 }
 
+/// An opened, single-threaded decoder for `stream` (concurrency comes from the worker pool,
+/// not from libav's own threads). `configure` runs just before opening (e.g. `lowres`). Free
+/// it with `avcodec_free_context`; on failure nothing is left allocated.
+func openDecoder(
+    _ stream: UnsafeMutablePointer<AVStream>,
+    configure: (UnsafeMutablePointer<AVCodecContext>, UnsafePointer<AVCodec>) -> Void = { _, _ in }
+) throws -> UnsafeMutablePointer<AVCodecContext> {
+    let name = codecName(stream)
+    guard let decoder = avcodec_find_decoder(stream.pointee.codecpar.pointee.codec_id) else { throw MediaError("no decoder for \(name)") }
+    var context: UnsafeMutablePointer<AVCodecContext>? = avcodec_alloc_context3(decoder)
+    guard let codec = context else { throw MediaError("out of memory") }
+    guard avcodec_parameters_to_context(codec, stream.pointee.codecpar) >= 0 else {
+        avcodec_free_context(&context)
+        throw MediaError("bad \(name) parameters")
+    }
+    codec.pointee.thread_count = 1
+    codec.pointee.pkt_timebase = stream.pointee.time_base
+    configure(codec, decoder)
+    let opened = avcodec_open2(codec, decoder, nil)
+    guard opened >= 0 else {
+        avcodec_free_context(&context)
+        throw MediaError("cannot open the \(name) decoder (\(avErrorText(opened)))")
+    }
+    return codec
+}
+
 func codecName(_ stream: UnsafeMutablePointer<AVStream>) -> String {
     guard let name = avcodec_get_name(stream.pointee.codecpar.pointee.codec_id) else { return "unknown" }
     return String(cString: name)

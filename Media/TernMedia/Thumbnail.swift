@@ -84,20 +84,16 @@ public enum Thumbnailer {
     static func decodePicture(
         _ input: AVInput, _ stream: UnsafeMutablePointer<AVStream>, seekToSecond: Bool, reduceTo side: Int
     ) throws -> UnsafeMutablePointer<AVFrame> {
-        guard let decoder = avcodec_find_decoder(stream.pointee.codecpar.pointee.codec_id) else { throw MediaError("no decoder for \(codecName(stream))") }
-        var context: UnsafeMutablePointer<AVCodecContext>? = avcodec_alloc_context3(decoder)
-        guard let codec = context else { throw MediaError("out of memory") }
+        let codec = try openDecoder(stream) { codec, decoder in
+            // JPEG can decode at 1/2, 1/4 or 1/8 size: a 12-megapixel photo for a 320 px
+            // thumbnail needs an eighth of the work.
+            var lowres: Int32 = 0
+            let longest = Int(max(codec.pointee.width, codec.pointee.height))
+            while side < Int.max / 4 && lowres < Int32(decoder.pointee.max_lowres) && longest >> Int(lowres + 1) >= side { lowres += 1 }
+            codec.pointee.lowres = lowres
+        }
+        var context: UnsafeMutablePointer<AVCodecContext>? = codec
         defer { avcodec_free_context(&context) }
-        guard avcodec_parameters_to_context(codec, stream.pointee.codecpar) >= 0 else { throw MediaError("bad codec parameters") }
-        codec.pointee.thread_count = 1
-        // JPEG can decode at 1/2, 1/4 or 1/8 size: a 12-megapixel photo for a 320 px
-        // thumbnail needs an eighth of the work.
-        var lowres: Int32 = 0
-        let longest = Int(max(codec.pointee.width, codec.pointee.height))
-        while side < Int.max / 4 && lowres < Int32(decoder.pointee.max_lowres) && longest >> Int(lowres + 1) >= side { lowres += 1 }
-        codec.pointee.lowres = lowres
-        let opened = avcodec_open2(codec, decoder, nil)
-        guard opened >= 0 else { throw MediaError("cannot open the decoder (\(avErrorText(opened)))") }
 
         let timeBase = stream.pointee.time_base
         var target: Int64?

@@ -93,12 +93,8 @@ private final class VideoPipe {
 
     init(input: UnsafeMutablePointer<AVStream>, output: UnsafeMutablePointer<AVFormatContext>, maxSide: Int) throws {
         inputTimeBase = input.pointee.time_base
-        guard let codec = avcodec_find_decoder(input.pointee.codecpar.pointee.codec_id) else { throw MediaError("no video decoder") }
-        decoder = avcodec_alloc_context3(codec)
-        guard let decoder, avcodec_parameters_to_context(decoder, input.pointee.codecpar) >= 0 else { throw MediaError("bad video parameters") }
-        decoder.pointee.thread_count = 1
-        decoder.pointee.pkt_timebase = input.pointee.time_base
-        guard avcodec_open2(decoder, codec, nil) >= 0 else { throw MediaError("cannot open the video decoder") }
+        let decoder = try openDecoder(input)
+        self.decoder = decoder
 
         let w = Int(decoder.pointee.width)
         let h = Int(decoder.pointee.height)
@@ -195,12 +191,8 @@ private final class AudioPipe {
     var nextPTS: Int64 = 0
 
     init(input: UnsafeMutablePointer<AVStream>, output: UnsafeMutablePointer<AVFormatContext>) throws {
-        guard let codec = avcodec_find_decoder(input.pointee.codecpar.pointee.codec_id) else { throw MediaError("no audio decoder") }
-        decoder = avcodec_alloc_context3(codec)
-        guard let decoder, avcodec_parameters_to_context(decoder, input.pointee.codecpar) >= 0 else { throw MediaError("bad audio parameters") }
-        decoder.pointee.thread_count = 1
-        decoder.pointee.pkt_timebase = input.pointee.time_base
-        guard avcodec_open2(decoder, codec, nil) >= 0 else { throw MediaError("cannot open the audio decoder") }
+        let decoder = try openDecoder(input)
+        self.decoder = decoder
         guard let aac = avcodec_find_encoder(AV_CODEC_ID_AAC) else { throw MediaError("no AAC encoder") }
         encoder = avcodec_alloc_context3(aac)
         guard let encoder else { throw MediaError("out of memory") }

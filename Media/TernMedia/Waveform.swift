@@ -9,13 +9,9 @@ public enum Waveform {
     public static func peaks(path: String, buckets: Int = 64, limits: MediaLimits = MediaLimits()) throws -> [UInt8] {
         let input = try AVInput(path: path, limits: limits)
         guard let stream = input.best(AVMEDIA_TYPE_AUDIO) else { throw MediaError("no audio stream") }
-        guard let decoder = avcodec_find_decoder(stream.pointee.codecpar.pointee.codec_id) else { throw MediaError("no audio decoder") }
-        var context: UnsafeMutablePointer<AVCodecContext>? = avcodec_alloc_context3(decoder)
-        guard let codec = context else { throw MediaError("out of memory") }
+        let codec = try openDecoder(stream)
+        var context: UnsafeMutablePointer<AVCodecContext>? = codec
         defer { avcodec_free_context(&context) }
-        guard avcodec_parameters_to_context(codec, stream.pointee.codecpar) >= 0 else { throw MediaError("bad audio parameters") }
-        codec.pointee.thread_count = 1
-        guard avcodec_open2(codec, decoder, nil) >= 0 else { throw MediaError("cannot open the audio decoder") }
         var packet: UnsafeMutablePointer<AVPacket>? = av_packet_alloc()
         defer { av_packet_free(&packet) }
         var frame: UnsafeMutablePointer<AVFrame>? = av_frame_alloc()
