@@ -54,25 +54,12 @@ public enum MediaProbe {
     public static func process(
         path: String, declaredText: Bool, filename: String?, thumbnailSide: Int, limits: MediaLimits = MediaLimits()
     ) throws -> (info: MediaInfo, thumbnail: Picture?, preview: Picture?, waveform: [UInt8]) {
-        let head = try readHead(path, count: 8192)
-        guard !head.isEmpty else { throw MediaError("the file is empty") }
-        if let document = document(head, filename: filename) { return (document, nil, nil, []) }
-        if head.starts(with: Array("#EXTM3U".utf8)) || head.starts(with: Array("ffconcat".utf8)) {
-            throw MediaError("playlists are not media")
-        }
-        let input: AVInput
-        let info: MediaInfo
-        do {
-            input = try AVInput(path: path, limits: limits)
-            info = try probeAV(input, limits: limits)
-        } catch let error as MediaError {
-            if declaredText, isText(path) { return (MediaInfo(kind: .document, mime: "text/plain", container: "text"), nil, nil, []) }
-            throw error
-        }
+        let (info, opened) = try identify(path: path, declaredText: declaredText, filename: filename, limits: limits)
+        guard let input = opened else { return (info, nil, nil, []) }
         if info.kind == .audio {
             // The container, codec and duration are valid; a waveform that cannot be drawn
             // (e.g. a voice note of silence frames) is left out rather than refusing the file.
-            return (info, nil, nil, (try? Waveform.peaks(path: path, limits: limits)) ?? [])
+            return (info, nil, nil, (try? Waveform.peaks(input)) ?? [])
         }
         guard info.hasPicture else { return (info, nil, nil, []) }
         let made = try Thumbnailer.make(input, info: info, maxSide: thumbnailSide, previewSide: 16)
@@ -89,16 +76,22 @@ public enum MediaProbe {
     /// `text/plain`): only then is a text file accepted, so that a playlist sent as a
     /// "video" is refused instead of stored as a document.
     public static func probe(path: String, declaredText: Bool = false, filename: String? = nil, limits: MediaLimits = MediaLimits()) throws -> MediaInfo {
+        try identify(path: path, declaredText: declaredText, filename: filename, limits: limits).info
+    }
+
+    /// What `path` is, and the libav input it was read with (nil for documents and text).
+    static func identify(path: String, declaredText: Bool, filename: String?, limits: MediaLimits) throws -> (info: MediaInfo, input: AVInput?) {
         let head = try readHead(path, count: 8192)
         guard !head.isEmpty else { throw MediaError("the file is empty") }
-        if let document = document(head, filename: filename) { return document }
+        if let document = document(head, filename: filename) { return (document, nil) }
         if head.starts(with: Array("#EXTM3U".utf8)) || head.starts(with: Array("ffconcat".utf8)) {
             throw MediaError("playlists are not media")
         }
         do {
-            return try probeAV(AVInput(path: path, limits: limits), limits: limits)
+            let input = try AVInput(path: path, limits: limits)
+            return (try probeAV(input, limits: limits), input)
         } catch let error as MediaError {
-            if declaredText, isText(path) { return MediaInfo(kind: .document, mime: "text/plain", container: "text") }
+            if declaredText, isText(path) { return (MediaInfo(kind: .document, mime: "text/plain", container: "text"), nil) }
             throw error
         }
     }

@@ -7,7 +7,11 @@ public enum Waveform {
     /// Decodes the first audio stream of `path` (at most `limits.maxDuration`, within
     /// `limits.decodeTime`) and returns its peaks.
     public static func peaks(path: String, buckets: Int = 64, limits: MediaLimits = MediaLimits()) throws -> [UInt8] {
-        let input = try AVInput(path: path, limits: limits)
+        try peaks(AVInput(path: path, limits: limits), buckets: buckets)
+    }
+
+    /// The peaks of an input already opened (by the probe).
+    static func peaks(_ input: AVInput, buckets: Int = 64) throws -> [UInt8] {
         guard let stream = input.best(AVMEDIA_TYPE_AUDIO) else { throw MediaError("no audio stream") }
         let codec = try openDecoder(stream)
         var context: UnsafeMutablePointer<AVCodecContext>? = codec
