@@ -344,12 +344,7 @@ extension MediaService {
                         return false
                     }
                     guard let id = TernID(bytes: key), let record = try? MediaRecord.decode(value) else { return true }
-                    var referenced = false
-                    try tx.scan(tx.tables.mediaChats, prefix: id.bytes) { _, _ in
-                        referenced = true
-                        return false
-                    }
-                    if !referenced && record.createdAt < cutoff {
+                    if try !tx.isMediaLinked(id) && record.createdAt < cutoff {
                         orphans.append(id)
                     } else {
                         live.append(record.blob)
@@ -372,12 +367,7 @@ extension MediaService {
                 var kept: [String] = []
                 for id in chunk {
                     guard let record = try tx.media(id) else { continue }
-                    var referenced = false
-                    try tx.scan(tx.tables.mediaChats, prefix: id.bytes) { _, _ in
-                        referenced = true
-                        return false
-                    }
-                    if referenced {
+                    if try tx.isMediaLinked(id) {
                         kept.append(record.blob)
                         if !record.thumbnail.isEmpty { kept.append(record.thumbnail) }
                     } else if try tx.delete(tx.tables.media, Keys.id(id)) {

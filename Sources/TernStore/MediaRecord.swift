@@ -114,6 +114,16 @@ extension ReadTx {
         try record(MediaRecord.self, in: tables.media, at: Keys.id(id))
     }
 
+    /// Whether media `id` is referenced: sent in a chat, or someone's photo.
+    public func isMediaLinked(_ id: TernID) throws -> Bool {
+        var linked = false
+        try scan(tables.mediaChats, prefix: id.bytes) { _, _ in
+            linked = true
+            return false
+        }
+        return linked
+    }
+
     /// Whether `user` may see media `id`: the uploader, or a member of a chat it was sent in.
     public func canSee(media id: TernID, _ record: MediaRecord, user: TernID) throws -> Bool {
         if record.uploader == user { return true }
