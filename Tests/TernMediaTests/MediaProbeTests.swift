@@ -1,21 +1,9 @@
 import Foundation
 import Testing
 import TernMedia
+import TernTestSupport
 
-/// The fixtures, generated once per test process by make-fixtures.sh (ffmpeg CLI).
-let fixtures: String = {
-    let dir = NSTemporaryDirectory() + "tern-media-fixtures-\(getpid())"
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("make-fixtures.sh").path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: script)
-    process.arguments = [dir]
-    try! process.run()
-    process.waitUntilExit()
-    precondition(process.terminationStatus == 0, "make-fixtures.sh failed (is ffmpeg installed? Ops/setup --test installs it)")
-    return dir
-}()
-
-func fixture(_ name: String) -> String { fixtures + "/" + name }
+func fixture(_ name: String) -> String { mediaFixturesDirectory + "/" + name }
 
 func declared(_ name: String) -> Bool { name.hasSuffix(".txt") }
 

@@ -7,19 +7,7 @@ import TernCore
 import TernMedia
 import TernTestSupport
 
-/// Media fixtures for the HTTP tests, made once per process by the media tests' script.
-let mediaFixtures: String = {
-    let dir = NSTemporaryDirectory() + "tern-http-media-fixtures-\(getpid())"
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("TernMediaTests/make-fixtures.sh").path
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: script)
-    process.arguments = [dir]
-    try! process.run()
-    process.waitUntilExit()
-    precondition(process.terminationStatus == 0, "make-fixtures.sh failed (ffmpeg is installed by Ops/setup --test)")
-    return dir
-}()
+let mediaFixtures = mediaFixturesDirectory
 
 func mediaFixture(_ name: String) -> [UInt8] {
     [UInt8](FileManager.default.contents(atPath: mediaFixtures + "/" + name) ?? Data())
