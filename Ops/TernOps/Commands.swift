@@ -32,9 +32,26 @@ public struct AdminOptions: ParsableArguments {
     @Flag(name: .customLong("json"), help: "Print the API's JSON answer.")
     public var json = false
 
-    func client() throws -> (AdminClient, TernConfiguration) {
-        let configuration = try config.load()
-        return (try AdminClient.resolve(configuration, url: url, token: token), configuration)
+    func client() throws -> AdminClient {
+        try AdminClient.resolve(try config.load(), url: url, token: token)
+    }
+
+    /// POSTs to the admin API and prints its answer: the JSON with `--json`, else the line
+    /// `summary` makes of it.
+    func post(_ path: String, summary: ([String: Any]) -> String) async throws {
+        try await post(user: nil, { _ in path }, summary: { data, _ in summary(data) })
+    }
+
+    /// The same for a user action: the admin endpoint is resolved first, then `user` (an id
+    /// or a phone, read from the store) becomes the id `path` is made from.
+    func post(
+        user: String?, _ path: (String) -> String, summary: ([String: Any], String) -> String
+    ) async throws {
+        let client = try client()
+        var id = ""
+        if let user { id = try await UsersCommand.userID(user, config) }
+        let data = try await client.post(path(id))
+        print(json ? Output.json(any: data) : summary(data, id))
     }
 }
 
@@ -182,10 +199,7 @@ public struct MailboxCommand: AsyncParsableCommand {
 
         public func run() async throws {
             let number = try parseDevice(device)
-            let (client, _) = try admin.client()
-            let data = try await client.post("devices/\(number)/purge")
-            if admin.json { return print(Output.json(any: data)) }
-            print("device \(number): \(data["purged"] ?? 0) pending frames deleted")
+            try await admin.post("devices/\(number)/purge") { "device \(number): \($0["purged"] ?? 0) pending frames deleted" }
         }
     }
 }
@@ -262,11 +276,7 @@ public struct UsersCommand: AsyncParsableCommand {
         @Argument(help: "User id or phone.") var user: String
 
         public func run() async throws {
-            let (client, _) = try admin.client()
-            let id = try await UsersCommand.userID(user, admin.config)
-            let data = try await client.post("users/\(id)/revoke")
-            if admin.json { return print(Output.json(any: data)) }
-            print("user \(id): \(data["sessions_revoked"] ?? 0) sessions revoked")
+            try await admin.post(user: user, { "users/\($0)/revoke" }) { data, id in "user \(id): \(data["sessions_revoked"] ?? 0) sessions revoked" }
         }
     }
 
@@ -277,11 +287,9 @@ public struct UsersCommand: AsyncParsableCommand {
         @Argument(help: "User id or phone.") var user: String
 
         public func run() async throws {
-            let (client, _) = try admin.client()
-            let id = try await UsersCommand.userID(user, admin.config)
-            let data = try await client.post("users/\(id)/disable")
-            if admin.json { return print(Output.json(any: data)) }
-            print("user \(id): disabled, \(data["sessions_revoked"] ?? 0) sessions revoked")
+            try await admin.post(user: user, { "users/\($0)/disable" }) { data, id in
+                "user \(id): disabled, \(data["sessions_revoked"] ?? 0) sessions revoked"
+            }
         }
     }
 
@@ -292,11 +300,7 @@ public struct UsersCommand: AsyncParsableCommand {
         @Argument(help: "User id or phone.") var user: String
 
         public func run() async throws {
-            let (client, _) = try admin.client()
-            let id = try await UsersCommand.userID(user, admin.config)
-            let data = try await client.post("users/\(id)/enable")
-            if admin.json { return print(Output.json(any: data)) }
-            print("user \(id): enabled")
+            try await admin.post(user: user, { "users/\($0)/enable" }) { _, id in "user \(id): enabled" }
         }
     }
 }
@@ -347,10 +351,7 @@ public struct DevicesCommand: AsyncParsableCommand {
 
         public func run() async throws {
             let number = try parseDevice(device)
-            let (client, _) = try admin.client()
-            let data = try await client.post("devices/\(number)/revoke")
-            if admin.json { return print(Output.json(any: data)) }
-            print("device \(number): \(data["sessions_revoked"] ?? 0) sessions revoked")
+            try await admin.post("devices/\(number)/revoke") { "device \(number): \($0["sessions_revoked"] ?? 0) sessions revoked" }
         }
     }
 }
@@ -365,10 +366,9 @@ extension DevicesCommand {
 
         public func run() async throws {
             let number = try parseDevice(device)
-            let (client, _) = try admin.client()
-            let data = try await client.post("devices/\(number)/push")
-            if admin.json { return print(Output.json(any: data)) }
-            print("device \(number): push sent to \(data["tokens"] ?? 0) tokens (\(data["pending"] ?? 0) frames pending)")
+            try await admin.post("devices/\(number)/push") {
+                "device \(number): push sent to \($0["tokens"] ?? 0) tokens (\($0["pending"] ?? 0) frames pending)"
+            }
         }
     }
 }
