@@ -451,7 +451,6 @@ final class MediaMetrics: Sendable {
 
     func transcoded(ok: Bool, seconds: Duration) {
         Counter(label: "tern_media_transcodes_total", dimensions: [("outcome", ok ? "ready" : "failed")]).increment()
-        let (s, atto) = seconds.components
-        transcodeSeconds.recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+        transcodeSeconds.recordNanoseconds(seconds.wholeNanoseconds)
     }
 }

@@ -136,6 +136,12 @@ extension Duration {
 
     /// The duration in whole seconds (truncated).
     public var wholeSeconds: Int64 { components.seconds }
+
+    /// The duration in whole nanoseconds (truncated), for metrics timers.
+    public var wholeNanoseconds: Int64 {
+        let (s, a) = components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
 }
 
 /// The source of "now" for everything that expires: tokens, codes, rate limits. Injected so

@@ -377,7 +377,7 @@ struct MailboxCensusService: Service {
                     let now = SystemClock().now()
                     oldest.record(census.oldest.map { Double((now - $0).wholeMilliseconds) / 1000 } ?? 0)
                     for (gauge, count) in zip(byDepth, census.histogram) { gauge.record(count) }
-                    duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+                    duration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
                 } catch is CancellationError {
                     return
                 } catch {
@@ -386,13 +386,6 @@ struct MailboxCensusService: Service {
                 do { try await Task.sleep(for: interval) } catch { return }
             }
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 
