@@ -76,14 +76,14 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         lastHeard = .now()
         switch frame.opcode {
         case .text:
-            let payload = frame.unmaskedData
-            if payload.readableBytes > relay.settings.maxMessageBytes {
+            let length = frame.data.readableBytes
+            if length > relay.settings.maxMessageBytes {
                 send(OutboundFrame.error(
                     code: "PAYLOAD_TOO_LARGE",
-                    message: "frame is \(payload.readableBytes) bytes; the limit is \(relay.settings.maxMessageBytes)", ref: nil))
+                    message: "frame is \(length) bytes; the limit is \(relay.settings.maxMessageBytes)", ref: nil))
                 return
             }
-            session?.receive(Array(payload.readableBytesView))
+            session?.receive(Self.unmaskedBytes(frame))
         case .binary:
             send(OutboundFrame.error(code: "UNSUPPORTED_FRAME", message: "binary frames are not supported; send JSON text frames", ref: nil))
         case .ping:
@@ -208,6 +208,43 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     private static let headerRoom = 10
+
+    /// The frame's payload, unmasked, in one copy. NIO's `unmaskedData` copies into a new
+    /// buffer and unmasks a byte at a time (2 % of the relay's CPU); this XORs eight bytes
+    /// at a time straight into the array the session parses.
+    static func unmaskedBytes(_ frame: WebSocketFrame) -> [UInt8] {
+        let data = frame.data
+        let count = data.readableBytes
+        return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            data.withUnsafeReadableBytes { src in
+                guard let base = out.baseAddress, let from = src.baseAddress else { return }
+                base.update(from: from.assumingMemoryBound(to: UInt8.self), count: count)
+            }
+            initialized = count
+            guard let key = frame.maskKey, count > 0, let base = out.baseAddress else { return }
+            let keyBytes: (UInt8, UInt8, UInt8, UInt8) = (key[0], key[1], key[2], key[3])
+            // The key repeated to eight bytes, in memory order.
+            var word: UInt64 = 0
+            withUnsafeMutableBytes(of: &word) { w in
+                withUnsafeBytes(of: keyBytes) { k in
+                    for i in 0..<8 { w[i] = k[i & 3] }
+                }
+            }
+            let raw = UnsafeMutableRawPointer(base)
+            var i = 0
+            while i + 8 <= count {
+                let v = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                raw.storeBytes(of: v ^ word, toByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            withUnsafeBytes(of: keyBytes) { k in
+                while i < count {
+                    base[i] ^= k[i & 3]
+                    i += 1
+                }
+            }
+        }
+    }
 
     var isBackedUp: Bool { !(context?.channel.isWritable ?? true) }
 }

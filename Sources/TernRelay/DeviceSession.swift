@@ -245,6 +245,7 @@ public final class DeviceSession: @unchecked Sendable {
     public func receive(_ bytes: [UInt8]) {
         eventLoop.preconditionInEventLoop()
         guard phase != .closed else { return }
+        if let flat = FlatFrame.scan(bytes), receiveAcknowledgement(flat) { return }
         let frame: InboundFrame
         do {
             frame = try InboundFrame.parse(bytes)
@@ -263,6 +264,25 @@ public final class DeviceSession: @unchecked Sendable {
         } catch {
             send(RelayFrames.error(TernError(.internalError, "internal error"), ref: frame.reference))
         }
+    }
+
+    /// `message.delivered` and `ack` in their plain form (one per delivered message), without
+    /// the general parser. False when the frame is anything else or has an error to report:
+    /// the general path then handles it exactly as before.
+    private func receiveAcknowledgement(_ frame: FlatFrame) -> Bool {
+        if frame.isEvent("message.delivered") {
+            guard case .string(let raw)? = frame.member("message_id"), let id = MessageID(utf8: frame.slice(raw)) else { return false }
+            relay.metrics.deliveredFramesIn.increment()
+            acknowledge(message: id)
+            return true
+        }
+        if frame.isEvent("ack") {
+            guard case .integer(let seq)? = frame.member("seq") else { return false }
+            relay.metrics.ackFramesIn.increment()
+            acknowledge(upTo: seq)
+            return true
+        }
+        return false
     }
 
     private func dispatch(_ frame: InboundFrame) throws {

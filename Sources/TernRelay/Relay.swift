@@ -490,15 +490,24 @@ final class AckBatches: @unchecked Sendable {
 /// The relay's swift-metrics instruments (names in docs/operations.md).
 final class RelayMetrics: Sendable {
     let sessionsOpened = Counter(label: "tern_relay_sessions_opened_total")
-    let framesIn = EventCounters(label: "tern_relay_frames_in_total", events: [
-        "message.send", "message.delivered", "ack", "message.read", "typing.start", "typing.stop", "presence.subscribe", "ping",
-    ])
+    let framesIn: EventCounters
+    /// The two most frequent incoming frames, counted without a lookup.
+    let deliveredFramesIn: Counter
+    let ackFramesIn: Counter
     let framesOut = EventCounters(label: "tern_relay_frames_out_total", events: [
         ServerEvent.messageNew, ServerEvent.messageSent, ServerEvent.messageStatus, ServerEvent.drained, ServerEvent.typing,
         ServerEvent.presence, ServerEvent.pong, ServerEvent.error, ServerEvent.sessionReplaced, "session.revoked",
         "chat.created", "chat.updated", "group.member.added", "group.member.removed", "group.member.left",
         "group.member.role_changed",
     ])
+
+    init() {
+        framesIn = EventCounters(label: "tern_relay_frames_in_total", events: [
+            "message.send", "message.delivered", "ack", "message.read", "typing.start", "typing.stop", "presence.subscribe", "ping",
+        ])
+        deliveredFramesIn = framesIn.counter(for: "message.delivered")
+        ackFramesIn = framesIn.counter(for: "ack")
+    }
 
     /// A client frame answered with an `error` frame, by error code (rare: made on demand).
     func frameError(_ code: String) {
@@ -523,6 +532,9 @@ final class EventCounters: Sendable {
         byName = Dictionary(uniqueKeysWithValues: zip(events, known.map(\.counter)))
         other = Counter(label: label, dimensions: [("event", "other")])
     }
+
+    /// The counter of a known event (made at init), else `other`.
+    func counter(for event: String) -> Counter { byName[event] ?? other }
 
     func count(event: String) {
         (byName[event] ?? other).increment()

@@ -13,9 +13,15 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
 
     @inlinable
     public init?(_ text: some StringProtocol) {
+        self.init(utf8: text.utf8)
+    }
+
+    /// Parses the 48 lowercase hex digits from bytes (a frame's string value, uncopied).
+    @inlinable
+    public init?(utf8: some Sequence<UInt8>) {
         var values: (UInt64, UInt64, UInt64) = (0, 0, 0)
         var i = 0
-        for c in text.utf8 {
+        for c in utf8 {
             // Lowercase only: the form the server writes.
             guard i < 48, c < UInt8(ascii: "A") || c > UInt8(ascii: "F"), let d = Hex.value(c) else { return nil }
             switch i / 16 {

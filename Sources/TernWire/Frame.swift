@@ -96,8 +96,38 @@ public enum OutboundFrame {
         return w.bytes
     }
 
-    /// A frame around pre-serialised data (a stored mailbox entry).
+    /// A frame around pre-serialised data (a stored mailbox entry). Every delivery goes
+    /// through here, so the envelope is spliced byte by byte (event names are server
+    /// constants that need no escaping; anything else takes the writer).
     public static func wrap(_ event: String, seq: UInt64?, data: [UInt8]) -> [UInt8] {
+        var event = event
+        let plain = event.withUTF8 { name in name.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C } }
+        guard plain else { return wrapEscaping(event, seq: seq, data: data) }
+        return event.withUTF8 { name in
+            var out = [UInt8]()
+            out.reserveCapacity(data.count + 2 * name.count + 48)
+            out.append(contentsOf: eventKey)
+            out.append(contentsOf: name)
+            out.append(contentsOf: typeKey)
+            out.append(contentsOf: name)
+            out.append(UInt8(ascii: "\""))
+            if let seq {
+                out.append(contentsOf: seqKey)
+                JSONWriter.appendDecimal(seq, to: &out)
+            }
+            out.append(contentsOf: dataKey)
+            out.append(contentsOf: data)
+            out.append(UInt8(ascii: "}"))
+            return out
+        }
+    }
+
+    private static let eventKey: [UInt8] = Array(#"{"event":""#.utf8)
+    private static let typeKey: [UInt8] = Array(#"","type":""#.utf8)
+    private static let seqKey: [UInt8] = Array(#","seq":"#.utf8)
+    private static let dataKey: [UInt8] = Array(#","data":"#.utf8)
+
+    private static func wrapEscaping(_ event: String, seq: UInt64?, data: [UInt8]) -> [UInt8] {
         var w = JSONWriter(capacity: data.count + 80)
         w.beginObject()
         w.member("event", event)

@@ -2,8 +2,12 @@
 /// pre-serialised JSON (e.g. a stored message payload) without re-encoding it.
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8]
-    /// Per open container: nothing written into it yet.
-    private var empty: [Bool] = []
+    /// Per open container, one bit: nothing written into it yet (bit n = depth n). A bit
+    /// stack instead of an array: one heap allocation less for every frame written.
+    private var emptyBits: UInt64 = 0
+    private var depth = 0
+    /// The same flags below depth 64 (parsed input is depth-limited far below; kept total).
+    private var deepEmpty: [Bool] = []
     /// A key was just written; its value takes no comma.
     private var afterKey = false
 
@@ -17,23 +21,23 @@ public struct JSONWriter: Sendable {
     public mutating func beginObject() {
         separate()
         bytes.append(UInt8(ascii: "{"))
-        empty.append(true)
+        push()
     }
 
     public mutating func endObject() {
         bytes.append(UInt8(ascii: "}"))
-        empty.removeLast()
+        pop()
     }
 
     public mutating func beginArray() {
         separate()
         bytes.append(UInt8(ascii: "["))
-        empty.append(true)
+        push()
     }
 
     public mutating func endArray() {
         bytes.append(UInt8(ascii: "]"))
-        empty.removeLast()
+        pop()
     }
 
     /// The key of the next object member.
@@ -50,9 +54,30 @@ public struct JSONWriter: Sendable {
             afterKey = false
             return
         }
-        guard let isEmpty = empty.last else { return }
-        if !isEmpty { bytes.append(UInt8(ascii: ",")) }
-        empty[empty.count - 1] = false
+        guard depth > 0 else { return }
+        let top = depth - 1
+        if top < 64 {
+            let bit: UInt64 = 1 << UInt64(top)
+            if emptyBits & bit == 0 { bytes.append(UInt8(ascii: ",")) }
+            emptyBits &= ~bit
+        } else {
+            if !deepEmpty[top - 64] { bytes.append(UInt8(ascii: ",")) }
+            deepEmpty[top - 64] = false
+        }
+    }
+
+    private mutating func push() {
+        if depth < 64 {
+            emptyBits |= 1 << UInt64(depth)
+        } else {
+            deepEmpty.append(true)
+        }
+        depth += 1
+    }
+
+    private mutating func pop() {
+        depth -= 1
+        if depth >= 64 { deepEmpty.removeLast() }
     }
 
     // MARK: scalars
@@ -64,14 +89,30 @@ public struct JSONWriter: Sendable {
 
     public mutating func int(_ v: Int64) {
         separate()
-        bytes.append(contentsOf: String(v).utf8)
+        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        Self.appendDecimal(v.magnitude, to: &bytes)
     }
 
     public mutating func int(_ v: Int) { int(Int64(v)) }
 
     public mutating func uint(_ v: UInt64) {
         separate()
-        bytes.append(contentsOf: String(v).utf8)
+        Self.appendDecimal(v, to: &bytes)
+    }
+
+    /// The decimal digits of `v`, without an intermediate String.
+    public static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes ≥ 20 digits
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            var x = v
+            repeat {
+                n += 1
+                d[24 - n] = UInt8(truncatingIfNeeded: x % 10) &+ 48
+                x /= 10
+            } while x > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(24 - n)...]))
+        }
     }
 
     /// Non-finite doubles have no JSON form and are written as null.

@@ -1,0 +1,88 @@
+import Testing
+
+@testable import TernWire
+
+@Suite("Flat frames: the ack fast path agrees with the general parser")
+struct FlatFrameTests {
+    /// The data members the fast path reports, as the general parser's JSON.
+    func members(_ frame: FlatFrame) -> [String: JSON] {
+        var out: [String: JSON] = [:]
+        for member in frame.members {
+            let key = String(decoding: frame.slice(member.key), as: UTF8.self)
+            switch member.value {
+            case .string(let range): out[key] = .string(String(decoding: frame.slice(range), as: UTF8.self))
+            case .integer(let v): out[key] = .int(Int64(v))
+            }
+        }
+        return out
+    }
+
+    @Test("plain frames are recognised with the same event and data", arguments: [
+        #"{"event":"message.delivered","data":{"message_id":"abc"}}"#,
+        #"{"type":"message.delivered","payload":{"message_id":"abc","chat_id":"c","sender_id":"s"}}"#,
+        #" { "data" : { "seq" : 17 } , "event" : "ack" } "#,
+        #"{"event":"ack","data":{"seq":0}}"#,
+        #"{"event":"ack","data":{}}"#,
+        #"{"type":"x","event":"ack","data":{"seq":1}}"#,
+        #"{"event":"ack","type":"x","data":{"seq":5,"seq":6}}"#,
+    ])
+    func agrees(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let flat = try #require(FlatFrame.scan(bytes))
+        let general = try InboundFrame.parse(bytes)
+        #expect(String(decoding: flat.bytes[flat.event], as: UTF8.self) == general.event)
+        #expect(members(flat) == general.data)
+        #expect(general.ref == nil)
+    }
+
+    @Test("anything else is left to the general parser", arguments: [
+        #"{"event":"ack","data":{"seq":1},"ref":"r1"}"#,  // ref must be echoed on errors
+        #"{"event":"message.delivered","data":{"message_id":"a\"b"}}"#,  // escapes
+        #"{"event":"message.delivered","data":{"message_id":"é"}}"#,  // non-ASCII
+        #"{"event":"ack","data":{"seq":-1}}"#,
+        #"{"event":"ack","data":{"seq":1.5}}"#,
+        #"{"event":"ack","data":{"seq":1e3}}"#,
+        #"{"event":"ack","data":{"seq":01}}"#,
+        #"{"event":"ack","data":{"seq":12345678901234567890}}"#,
+        #"{"event":"ack","data":{"seq":true}}"#,
+        #"{"event":"ack","data":{"seq":{"x":1}}}"#,
+        #"{"event":"ack","data":{"seq":1}} x"#,
+        #"{"event":"ack","data":{"seq":1}"#,
+        #"{"event":"ack"}"#,
+        #"{"event":"ack","data":null}"#,
+        #"{"event":"","data":{}}"#,
+        #"{"event":"ack","data":{},"payload":{}}"#,
+        #"{"event":1,"data":{}}"#,
+        #"[]"#,
+        #""#,
+    ])
+    func refuses(_ text: String) {
+        #expect(FlatFrame.scan(Array(text.utf8)) == nil)
+    }
+
+    @Test("random mutations of plain frames: whenever the fast path accepts, the general parser agrees")
+    func fuzz() throws {
+        let seeds = [
+            #"{"event":"message.delivered","data":{"message_id":"0123456789abcdef0123456789abcdef0123456789abcdef"}}"#,
+            #"{"event":"ack","data":{"seq":123}}"#,
+        ].map { Array($0.utf8) }
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,0123456789 aeqs\."#.utf8) + [0x00, 0xC3, 0xFF]
+        for _ in 0..<20_000 {
+            var bytes = seeds.randomElement(using: &rng)!
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let at = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[at] = alphabet.randomElement(using: &rng)!
+                case 1: bytes.remove(at: at)
+                default: bytes.insert(alphabet.randomElement(using: &rng)!, at: at)
+                }
+                if bytes.isEmpty { break }
+            }
+            guard let flat = FlatFrame.scan(bytes) else { continue }
+            let general = try InboundFrame.parse(bytes)
+            #expect(String(decoding: flat.bytes[flat.event], as: UTF8.self) == general.event, "\(bytes)")
+            #expect(members(flat) == general.data, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+}
