@@ -167,7 +167,7 @@ var targets: [Target] = [
     .target(
         name: "TernOps",
         dependencies: [
-            "TernStore", "TernLMDB", "TernCore", "TernConfig",
+            "TernStore", "TernLMDB", "TernCore", "TernConfig", "TernRelay",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),

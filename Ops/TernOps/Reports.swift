@@ -1,5 +1,6 @@
 import Foundation
 import TernCore
+import TernRelay
 import TernLMDB
 import TernStore
 
@@ -211,7 +212,7 @@ extension Inspector {
         }
         var hasMore = false
         let start = Keys.u64Pair(device, (after ?? 0) + 1)
-        try scan({ $0.mailbox }, from: start, to: prefixUpperBound(Keys.u64(device))) { _, key, value in
+        try scan({ $0.mailbox }, from: start, to: prefixUpperBound(Keys.u64(device))) { tx, key, value in
             if rows.count == limit {
                 hasMore = true
                 return false
@@ -223,7 +224,7 @@ extension Inspector {
                     seq: seq, kind: Self.kindName(entry.kind), event: entry.event, chatID: entry.message.chat.description,
                     messageID: entry.message.description, senderID: entry.sender.description,
                     enqueuedAt: entry.enqueuedAt.milliseconds > 0 ? entry.enqueuedAt.rfc3339 : nil, bytes: value.count,
-                    data: bodies ? String(decoding: entry.data, as: UTF8.self) : nil))
+                    data: bodies ? String(decoding: try RelayFrames.storedData(entry, in: tx), as: UTF8.self) : nil))
             } catch {
                 rows.append(MailboxFrameRow(
                     seq: seq, kind: "corrupt", event: "\(error)", chatID: "", messageID: "", senderID: "", enqueuedAt: nil,

@@ -192,7 +192,13 @@ public final class DeviceSession: @unchecked Sendable {
         let device = identity.deviceNumber
         let after = lastSent
         let page = relay.settings.drainPage
-        relay.store.read(on: eventLoop) { tx in try tx.mailbox(device: device, after: after, limit: page) }
+        relay.store.read(on: eventLoop) { tx in
+            var entries = try tx.mailbox(device: device, after: after, limit: page)
+            for index in entries.indices where entries[index].entry.kind == .message && entries[index].entry.data.isEmpty {
+                entries[index].entry.data = try RelayFrames.storedData(entries[index].entry, in: tx)
+            }
+            return entries
+        }
             .whenComplete { result in
                 self.reading = false
                 switch result {

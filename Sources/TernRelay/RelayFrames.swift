@@ -57,6 +57,26 @@ public enum RelayFrames {
         private static let head = Array(#"{"message_id":""#.utf8)
     }
 
+    /// The data a stored mailbox entry is sent with: its own bytes, or for a message entry
+    /// stored as a reference to the history (empty data), the message as the history holds
+    /// it — byte for byte what the live `message.new` carried, except that a message deleted
+    /// meanwhile shows as deleted.
+    public static func storedData(_ entry: MailboxEntry, in tx: ReadTx) throws -> [UInt8] {
+        guard entry.kind == .message, entry.data.isEmpty else { return entry.data }
+        guard let record = try tx.message(entry.message) else {
+            // The history never loses messages; a damaged store still drains (and the
+            // acknowledgement still removes the entry) instead of wedging the device.
+            var w = JSONWriter(capacity: 128)
+            w.beginObject()
+            w.member("message_id", entry.message)
+            w.member("chat_id", entry.message.chat)
+            w.member("missing", true)
+            w.endObject()
+            return w.bytes
+        }
+        return messageData(id: entry.message, record: record)
+    }
+
     /// The members of a message object (without braces), for embedding.
     public static func messageFields(_ w: inout JSONWriter, id: MessageID, record: MessageRecord, status: ReceiptStatus) {
         w.member("message_id", id)

@@ -17,6 +17,10 @@ public enum MailboxKind: UInt8, Sendable {
 ///  chat (16) | message seq (u64) | sender (16) | enqueued at (i64 ms)` — chat, seq and sender
 ///  name the message the frame is about (for acknowledgements and receipts); the enqueue time
 ///  is for operators (oldest pending age). v1 entries (no enqueue time) read as enqueued at 0.
+///
+/// A `message` entry with empty data is a reference: the frame's data is the message as the
+/// chat history holds it (`RelayFrames.storedData`), so a message is stored once however many
+/// devices wait for it. (Entries written before carry their data inline and still drain.)
 public struct MailboxEntry: StoreRecord, Equatable {
     public static let layoutVersion: UInt8 = 2
 

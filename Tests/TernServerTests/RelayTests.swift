@@ -112,6 +112,30 @@ struct RelayTests {
         await stopped
     }
 
+    @Test("a drained message (stored as a reference to the history) is the live message.new, field for field")
+    func drainedEqualsLive() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let phone = testPhone()
+        let online = try await c.login(phone, deviceID: "phone-\(UUID().uuidString)")
+        let offline = try await c.login(phone, deviceID: "tablet-\(UUID().uuidString)")
+        let chat = try await c.directChat(a, online)
+        let wa = try await c.ws(a)
+        let wOnline = try await c.ws(online)
+        for ws in [wa, wOnline] { #expect(await ws.next(event: "mailbox.drained").frame != nil) }
+        var message = textMessage(chat, "with \"quotes\", ünïcödé and a\nnewline")
+        message["reply_to_message_id"] = nil
+        wa.send("message.send", message)
+        let live = try #require(await wOnline.next(event: "message.new").frame)
+        let wOffline = try await c.ws(offline)
+        let drained = try #require(await wOffline.next(event: "message.new").frame)
+        #expect(NSDictionary(dictionary: drained.data) == NSDictionary(dictionary: live.data), "\(drained.data) vs \(live.data)")
+        #expect((live.data["payload"] as? [String: Any])?["body"] as? String == "with \"quotes\", ünïcödé and a\nnewline")
+        for ws in [wa, wOnline, wOffline] { await ws.close() }
+        await s.stop()
+    }
+
     @Test("offline drain: 3 messages in order with seqs, acks, delivered receipts, nothing twice")
     func offlineDrain() async throws {
         let s = try await InProcessServer.start()
