@@ -41,6 +41,7 @@ public final class Relay: Sendable {
     let outbox: LoopOutbox
     let ackBatches = AckBatches()
     let drainFlag = DrainFlag()
+    let receiptCoalescer: ReceiptCoalescer
 
     public init(store: Store, registry: SessionRegistry = SessionRegistry(), settings: RelaySettings, clock: any TernClock, logger: Logger) {
         self.store = store
@@ -48,6 +49,9 @@ public final class Relay: Sendable {
         self.settings = settings
         self.clock = clock
         self.logger = logger
+        // Registered first: its batch hook posts into the outbox, whose own hook then hands
+        // everything to the loops.
+        self.receiptCoalescer = ReceiptCoalescer(store: store, registry: registry)
         self.outbox = LoopOutbox(store: store)
     }
 
@@ -210,19 +214,26 @@ public final class Relay: Sendable {
 
     /// A receipt to hand to the sender's devices after the commit.
     private struct ReceiptNotice: Sendable {
-        var live: [UInt64]
+        var message: MessageID
+        /// Entries written to offline sender devices' mailboxes, with their data.
         var stored: [MailboxDelivery]
         var data: [UInt8]
-        var message: MessageID
+        /// For the connected sender devices, merged with the rest of the commit.
+        var live: LiveReceipts?
     }
 
-    /// Records that `user` reached `status` for message `id` (if not already), and queues
-    /// the receipt for the sender's devices: live for connected ones, in the mailbox for the
-    /// others. Returns nil when nothing changed.
-    private static func advance(
-        _ tx: WriteTx, _ id: MessageID, user: TernID, to status: ReceiptStatus, notify: Bool, now: Timestamp,
-        registry: SessionRegistry
-    ) throws -> ReceiptNotice? {
+    /// A recipient's state that advanced in the current write.
+    private struct Advance {
+        var id: MessageID
+        var sender: TernID
+        var user: TernID
+        var status: ReceiptStatus
+        var aggregate: ReceiptStatus
+    }
+
+    /// Records that `user` reached `status` for message `id` (if not already) and updates the
+    /// message's counters. Nil when nothing changed.
+    private static func advance(_ tx: WriteTx, _ id: MessageID, user: TernID, to status: ReceiptStatus, now: Timestamp) throws -> Advance? {
         guard let sender = try tx.messageSender(id), sender != user else { return nil }
         var receipt = try tx.receipt(id, user: user) ?? ReceiptRecord(status: .sent)
         guard receipt.status < status else { return nil }
@@ -232,26 +243,60 @@ public final class Relay: Sendable {
         receipt.status = status
         try tx.putReceipt(id, user: user, receipt)
         guard let counted = try tx.countReceipt(id, delivered: newlyDelivered, read: status == .read) else { return nil }
-        guard notify else { return nil }
-        let data = RelayFrames.statusData(id: id, user: user, status: status, aggregate: counted.aggregate, at: now)
-        var notice = ReceiptNotice(live: [], stored: [], data: data, message: id)
-        for device in try tx.activeDeviceNumbers(of: sender) {
-            if registry.isOnline(device: device) {
-                notice.live.append(device)
-            } else {
-                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: data, message: id, sender: sender, enqueuedAt: now)
-                notice.stored.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
-            }
-        }
-        return notice
+        return Advance(id: id, sender: sender, user: user, status: status, aggregate: counted.aggregate)
     }
 
+    /// The receipts of one write for the senders' devices: live for connected ones, in the
+    /// mailbox for the others. One `message.status` per message: the members of a group whose
+    /// state advanced in the same write travel together in its `receipts` (a group message
+    /// acknowledged by 100 members is a handful of frames to its sender, not 100).
+    private static func notices(_ advances: [Advance], _ tx: WriteTx, now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
+        guard !advances.isEmpty else { return [] }
+        var order: [MessageID] = []
+        var byMessage: [MessageID: [Advance]] = [:]
+        for advance in advances {
+            if byMessage[advance.id] == nil { order.append(advance.id) }
+            byMessage[advance.id, default: []].append(advance)
+        }
+        let stamp = now.rfc3339
+        var senderDevices: [TernID: [UInt64]] = [:]
+        var notices: [ReceiptNotice] = []
+        notices.reserveCapacity(order.count)
+        for id in order {
+            let group = byMessage[id] ?? []
+            guard let last = group.last else { continue }
+            let receipts = group.map { (user: $0.user, status: $0.status) }
+            let devices: [UInt64]
+            if let known = senderDevices[last.sender] {
+                devices = known
+            } else {
+                devices = try tx.activeDeviceNumbers(of: last.sender)
+                senderDevices[last.sender] = devices
+            }
+            var notice = ReceiptNotice(message: id, stored: [], data: [], live: nil)
+            var live: [UInt64] = []
+            for device in devices {
+                if registry.isOnline(device: device) {
+                    live.append(device)
+                    continue
+                }
+                if notice.data.isEmpty { notice.data = RelayFrames.statusData(id: id, receipts: receipts, aggregate: last.aggregate, at: stamp) }
+                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: id, sender: last.sender, enqueuedAt: now)
+                notice.stored.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
+            }
+            if !live.isEmpty {
+                notice.live = LiveReceipts(message: id, devices: live, receipts: receipts, aggregate: last.aggregate, at: stamp)
+            }
+            notices.append(notice)
+        }
+        return notices
+    }
+
+    /// Runs on the writer thread after the commit: stored receipts go to their sessions now;
+    /// live ones are merged per message with the rest of the commit's (`ReceiptCoalescer`).
     private func dispatch(_ notices: [ReceiptNotice]) {
         for notice in notices {
-            if !notice.live.isEmpty {
-                let frame = OutboundFrame.wrap(ServerEvent.messageStatus, seq: nil, data: notice.data)
-                for device in notice.live { registry.session(device: device)?.deliverTransient(frame) }
-            }
+            if let live = notice.live { receiptCoalescer.add(live) }
             for delivery in notice.stored {
                 registry.session(device: delivery.device)?.deliverStored(
                     seq: delivery.seq, kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: notice.message)
@@ -275,12 +320,14 @@ public final class Relay: Sendable {
         let registry = self.registry
         let logger = self.logger
         store.submit({ tx -> [ReceiptNotice] in
-            var notices: [ReceiptNotice] = []
+            var advances: [Advance] = []
             for batch in batches {
                 let before = tx.mutationCount
+                let advanced = advances.count
                 do {
-                    notices += try Self.applyAcks(tx, batch, now: now, registry: registry)
+                    try Self.applyAcks(tx, batch, now: now, into: &advances)
                 } catch {
+                    advances.removeSubrange(advanced...)
                     // Nothing of this device's acks was written: skip them (they are redelivered
                     // on its next connect); anything else fails the request, which the writer
                     // replays without it.
@@ -288,7 +335,7 @@ public final class Relay: Sendable {
                     logger.warning("acknowledgement not stored", metadata: ["relay.device": "\(batch.identity.deviceNumber)", "relay.error": "\(error)"])
                 }
             }
-            return notices
+            return try Self.notices(advances, tx, now: now, registry: registry)
         }) { result in
             switch result {
             case .success(let notices):
@@ -300,7 +347,7 @@ public final class Relay: Sendable {
         }
     }
 
-    private static func applyAcks(_ tx: WriteTx, _ batch: AckBatch, now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
+    private static func applyAcks(_ tx: WriteTx, _ batch: AckBatch, now: Timestamp, into advances: inout [Advance]) throws {
         let identity = batch.identity
         var delivered: [MessageID] = []
         for item in batch.items where try tx.removeFromMailbox(device: identity.deviceNumber, seq: item.seq) {
@@ -311,8 +358,8 @@ public final class Relay: Sendable {
                 delivered.append(entry.message)
             }
         }
-        return try delivered.compactMap {
-            try Self.advance(tx, $0, user: identity.user, to: .delivered, notify: true, now: now, registry: registry)
+        for message in delivered {
+            if let advance = try Self.advance(tx, message, user: identity.user, to: .delivered, now: now) { advances.append(advance) }
         }
     }
 
@@ -337,7 +384,7 @@ public final class Relay: Sendable {
             state.lastReadSeq = target
             state.updatedAt = now
             try tx.putUserChat(user: user, chat: chat, state)
-            var notices: [ReceiptNotice] = []
+            var advances: [Advance] = []
             var senderReceipts: [TernID: Bool] = [:]
             for (seq, record) in messages where record.sender != user && !record.isSystem {
                 let senderAllows = try senderReceipts[record.sender] ?? {
@@ -346,11 +393,11 @@ public final class Relay: Sendable {
                     return allows
                 }()
                 let status: ReceiptStatus = readerReceipts && senderAllows ? .read : .delivered
-                if let notice = try Self.advance(tx, MessageID(chat: chat, seq: seq), user: user, to: status, notify: true, now: now, registry: registry) {
-                    notices.append(notice)
+                if let advance = try Self.advance(tx, MessageID(chat: chat, seq: seq), user: user, to: status, now: now) {
+                    advances.append(advance)
                 }
             }
-            return notices
+            return try Self.notices(advances, tx, now: now, registry: registry)
         }) { result in
             switch result {
             case .success(let notices):

@@ -110,16 +110,34 @@ public enum RelayFrames {
         }
     }
 
-    /// The data of a `message.status` receipt.
-    public static func statusData(id: MessageID, user: TernID, status: ReceiptStatus, aggregate: ReceiptStatus, at: Timestamp) -> [UInt8] {
-        var w = JSONWriter(capacity: 200)
+    /// The data of a `message.status` receipt: `user_id`/`status` of the last recipient
+    /// whose state advanced, and — when several did in the same write (group members) — all
+    /// of them in `receipts`. `at` is the RFC 3339 time, formatted once per write.
+    public static func statusData(
+        id: MessageID, receipts: [(user: TernID, status: ReceiptStatus)], aggregate: ReceiptStatus, at: String
+    ) -> [UInt8] {
+        var w = JSONWriter(capacity: 200 + (receipts.count > 1 ? 90 * receipts.count : 0))
         w.beginObject()
         w.member("message_id", id)
         w.member("chat_id", id.chat)
-        w.member("user_id", user)
-        w.member("status", status.name)
+        if let last = receipts.last {
+            w.member("user_id", last.user)
+            w.member("status", last.status.name)
+        }
         w.member("aggregate_status", aggregate.name)
-        w.member("updated_at", at.rfc3339)
+        w.member("updated_at", at)
+        if receipts.count > 1 {
+            w.key("receipts")
+            w.beginArray()
+            for receipt in receipts {
+                w.beginObject()
+                w.member("user_id", receipt.user)
+                w.member("status", receipt.status.name)
+                w.member("updated_at", at)
+                w.endObject()
+            }
+            w.endArray()
+        }
         w.endObject()
         return w.bytes
     }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+import NIOPosix
 import TernCore
+@testable import TernRelay
 import TernStore
 import TernTestSupport
 
@@ -259,6 +261,88 @@ struct GroupFanOutTests {
         let outsider = try await c.login(testPhone())
         #expect(try await c.request(.GET, "/api/v1/messages/\(id)/receipts", token: outsider.accessToken).status == 404)
         for ws in [wa, wb, wc] { await ws.close() }
+        await s.stop()
+    }
+
+    @Test("members acknowledging in the same write give the sender one message.status listing them all")
+    func coalescedReceipts() async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let users = try await c.users(4)
+        let sender = users[0]
+        let members = Array(users[1...])
+        let chat = try await c.group(sender, members)
+        let ws = try await c.ws(sender)
+        _ = await ws.next(event: "mailbox.drained")
+        ws.send("message.send", textMessage(chat, "to all"))
+        let raw = try #require((await ws.next(event: "message.sent").frame?.data)?["message_id"] as? String)
+        let id = try #require(MessageID(raw))
+        await ws.close()
+        while s.server.relay.registry.isOnline(user: TernID(sender.userID)!) { try await Task.sleep(for: .milliseconds(10)) }
+        let before = try await mailbox(s, sender).count
+        // Three members' acknowledgements in one loop pass: one write request.
+        var identities: [(DeviceIdentity, UInt64)] = []
+        for member in members {
+            let entry = try #require(try await mailbox(s, member).first { $0.entry.kind == .message && $0.entry.message == id })
+            let number = try await s.server.store.read { tx in try tx.device(user: TernID(member.userID)!, clientID: member.deviceID)!.number }
+            identities.append((DeviceIdentity(user: TernID(member.userID)!, deviceNumber: number, deviceID: member.deviceID, session: TernID.random()), entry.seq))
+        }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let relay = s.server.relay
+        try await loop.submit {
+            for (identity, seq) in identities {
+                relay.acknowledge(identity: identity, items: [AckItem(seq: seq, message: id)], upTo: 0, on: loop)
+            }
+        }.get()
+        var stored: [MailboxEntry] = []
+        for _ in 0..<500 {
+            stored = try await mailbox(s, sender).dropFirst(before).map(\.entry).filter { $0.kind == .receipt }
+            if !stored.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try #require(stored.count == 1, "\(stored.count) receipt frames")
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(stored[0].data)) as? [String: Any])
+        let listed = (data["receipts"] as? [[String: Any]] ?? []).compactMap { $0["user_id"] as? String }
+        #expect(Set(listed) == Set(members.map(\.userID)) && listed.count == 3)
+        #expect(data["user_id"] as? String == listed.last && data["status"] as? String == "delivered")
+        #expect(data["aggregate_status"] as? String == "delivered")
+        // The sender reconnects and receives it.
+        let again = try await c.ws(sender)
+        let frame = try #require(await again.next(event: "message.status").frame)
+        #expect((frame.data["receipts"] as? [[String: Any]])?.count == 3)
+
+        // Connected sender: acknowledgements from two event loops, in two write requests of
+        // one commit (the writer is held while both are queued), still make one frame.
+        again.send("message.send", textMessage(chat, "again"))
+        let raw2 = try #require((await again.next(event: "message.sent").frame?.data)?["message_id"] as? String)
+        let id2 = try #require(MessageID(raw2))
+        var seqs: [UInt64] = []
+        for member in members {
+            seqs.append(try #require(try await mailbox(s, member).first { $0.entry.message == id2 }?.seq))
+        }
+        let held = DispatchSemaphore(value: 0)
+        let holding = DispatchSemaphore(value: 0)
+        s.server.store.submit({ _ in
+            holding.signal()
+            held.wait()
+        }) { _ in }
+        holding.wait()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        for (index, (identity, _)) in identities.enumerated() {
+            let loop = loops[index == 0 ? 0 : 1]
+            let seq = seqs[index]
+            try await loop.submit { relay.acknowledge(identity: identity, items: [AckItem(seq: seq, message: id2)], upTo: 0, on: loop) }.get()
+        }
+        for loop in loops { try await loop.submit {}.get() }  // their write requests are queued now
+        held.signal()
+        let live = try #require(await again.next(event: "message.status").frame)
+        #expect(live.data["message_id"] as? String == raw2)
+        #expect(Set((live.data["receipts"] as? [[String: Any]] ?? []).compactMap { $0["user_id"] as? String }) == Set(members.map(\.userID)))
+        #expect(live.data["aggregate_status"] as? String == "delivered")
+        #expect(await again.drain(for: .milliseconds(300)).filter { $0.event == "message.status" }.isEmpty)
+        try await group.shutdownGracefully()
+        await again.close()
         await s.stop()
     }
 

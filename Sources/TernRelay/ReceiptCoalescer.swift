@@ -1,0 +1,72 @@
+import TernCore
+import TernStore
+import TernWire
+
+/// Receipts for connected sender devices, from one write request.
+struct LiveReceipts: Sendable {
+    var message: MessageID
+    var devices: [UInt64]
+    var receipts: [(user: TernID, status: ReceiptStatus)]
+    var aggregate: ReceiptStatus
+    /// RFC 3339 time of the write.
+    var at: String
+}
+
+/// Merges the live receipts of one commit per message: a group message acknowledged by many
+/// members in one commit (across all the write requests of that batch) reaches each
+/// connected sender device as one `message.status` listing them, built once.
+///
+/// Concurrency contract: `add` and the batch hook run on the store's writer thread only;
+/// the hook is registered before the `LoopOutbox`'s, so the frames it hands to sessions
+/// leave with the same batch.
+final class ReceiptCoalescer: @unchecked Sendable {
+    private let registry: SessionRegistry
+    // Writer-thread confined.
+    private var order: [MessageID] = []
+    private var pending: [MessageID: LiveReceipts] = [:]
+    /// Per pending message: where each user's receipt is in its list.
+    private var positions: [MessageID: [TernID: Int]] = [:]
+
+    init(store: Store, registry: SessionRegistry) {
+        self.registry = registry
+        store.addBatchHook { [weak self] in self?.flush() }
+    }
+
+    func add(_ live: LiveReceipts) {
+        guard var merged = pending[live.message] else {
+            order.append(live.message)
+            pending[live.message] = live
+            return
+        }
+        var index = positions[live.message] ?? Dictionary(
+            merged.receipts.enumerated().map { ($0.element.user, $0.offset) }, uniquingKeysWith: { _, last in last })
+        for receipt in live.receipts {
+            if let at = index[receipt.user] {
+                // One user's later state replaces an earlier one of the same commit.
+                merged.receipts[at] = receipt
+            } else {
+                index[receipt.user] = merged.receipts.count
+                merged.receipts.append(receipt)
+            }
+        }
+        positions[live.message] = index
+        for device in live.devices where !merged.devices.contains(device) { merged.devices.append(device) }
+        // Counters only grow within a commit: the later request's aggregate is the current one.
+        merged.aggregate = live.aggregate
+        merged.at = live.at
+        pending[live.message] = merged
+    }
+
+    private func flush() {
+        guard !order.isEmpty else { return }
+        for message in order {
+            guard let live = pending[message] else { continue }
+            let data = RelayFrames.statusData(id: message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
+            let frame = OutboundFrame.wrap(ServerEvent.messageStatus, seq: nil, data: data)
+            for device in live.devices { registry.session(device: device)?.deliverTransient(frame) }
+        }
+        order.removeAll(keepingCapacity: true)
+        pending.removeAll(keepingCapacity: true)
+        positions.removeAll(keepingCapacity: true)
+    }
+}
