@@ -210,7 +210,7 @@ var targets: [Target] = [
         name: "TernServerTests",
         dependencies: [
             "TernServer", "TernAPI", "TernAuth", "TernStore", "TernConfig", "TernCore", "TernTestSupport", "tern",
-            "TernWSClient", "TernRelay", "TernWire", "TernOps", "TernLMDB", "TernMedia",
+            "TernWSClient", "TernRelay", "TernWire", "TernOps", "TernLMDB", "TernMedia", "TernGateway",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -119,8 +119,12 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
                         try channel.syncOptions?.setOption(
                             ChannelOptions.recvAllocator,
                             value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 64 << 10))
+                        // Text frames skip NIO's frame encoder (see RawFrameWriter).
+                        let raw = RawFrameWriter()
+                        try channel.pipeline.syncOperations.addHandler(raw, position: .first)
                         let handler = WebSocketRelayHandler(
-                            identity: who, relay: relay, settings: settings, keepAlive: keepAlive, eventLoop: channel.eventLoop, logger: logger)
+                            identity: who, relay: relay, settings: settings, keepAlive: keepAlive, raw: raw, eventLoop: channel.eventLoop,
+                            logger: logger)
                         try channel.pipeline.syncOperations.addHandler(
                             NIOWebSocketFrameAggregator(
                                 minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,

@@ -30,8 +30,14 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
     let eventLoop: any EventLoop
 
-    init(identity: DeviceIdentity, relay: Relay, settings: GatewaySettings, keepAlive: KeepAlive, eventLoop: any EventLoop, logger: Logger) {
+    private let raw: RawFrameWriter
+
+    init(
+        identity: DeviceIdentity, relay: Relay, settings: GatewaySettings, keepAlive: KeepAlive, raw: RawFrameWriter, eventLoop: any EventLoop,
+        logger: Logger
+    ) {
         self.identity = identity
+        self.raw = raw
         self.keepAlive = keepAlive
         self.relay = relay
         self.settings = settings
@@ -174,13 +180,30 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
                 return
             }
         }
-        // Room in front for the frame header (at most 10 bytes unmasked): NIO's encoder then
-        // writes it in place instead of allocating a second buffer and a second iovec.
         var buffer = context.channel.allocator.buffer(capacity: frame.count + Self.headerRoom)
-        buffer.moveWriterIndex(forwardBy: Self.headerRoom)
-        buffer.moveReaderIndex(forwardBy: Self.headerRoom)
+        Self.writeTextHeader(length: frame.count, into: &buffer)
         buffer.writeBytes(frame)
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        guard let rawContext = raw.context else {
+            // Not in a pipeline with the raw writer (cannot happen after the upgrade).
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes - frame.count)
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+            return
+        }
+        rawContext.write(NIOAny(buffer), promise: nil)
+    }
+
+    /// The header of an unmasked, final text frame (RFC 6455 §5.2) with a `length`-byte payload.
+    static func writeTextHeader(length: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(0x81))  // FIN, opcode 1 (text)
+        if length < 126 {
+            buffer.writeInteger(UInt8(length))
+        } else if length <= 0xFFFF {
+            buffer.writeInteger(UInt8(126))
+            buffer.writeInteger(UInt16(length))
+        } else {
+            buffer.writeInteger(UInt8(127))
+            buffer.writeInteger(UInt64(length))
+        }
     }
 
     func flush() {
@@ -251,4 +274,25 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
 extension CloseCode {
     static let normalClosure: UInt16 = 1000
+}
+
+/// Sits at the front of a WebSocket connection's pipeline, in front of NIO's frame encoder:
+/// the relay handler writes its text frames — header and payload in one buffer — through
+/// this handler's context, straight to the socket. NIO's encoder, which every frame passed
+/// through, wrote each header into a second buffer (its in-place path needs a uniquely
+/// owned buffer, which a frame passed down the pipeline never is): two iovecs and two
+/// pipeline writes per frame. Control frames (ping, pong, close) still take the encoder;
+/// everything runs on the channel's event loop, so the two paths keep the order of writes.
+final class RawFrameWriter: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    private(set) var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
 }
