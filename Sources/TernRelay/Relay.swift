@@ -231,19 +231,51 @@ public final class Relay: Sendable {
         var aggregate: ReceiptStatus
     }
 
-    /// Records that `user` reached `status` for message `id` (if not already) and updates the
-    /// message's counters. Nil when nothing changed.
-    private static func advance(_ tx: WriteTx, _ id: MessageID, user: TernID, to status: ReceiptStatus, now: Timestamp) throws -> Advance? {
-        guard let sender = try tx.messageSender(id), sender != user else { return nil }
-        var receipt = try tx.receipt(id, user: user) ?? ReceiptRecord(status: .sent)
-        guard receipt.status < status else { return nil }
-        let newlyDelivered = receipt.status < .delivered
-        if newlyDelivered { receipt.deliveredAt = now }
-        if status == .read { receipt.readAt = now }
-        receipt.status = status
-        try tx.putReceipt(id, user: user, receipt)
-        guard let counted = try tx.countReceipt(id, delivered: newlyDelivered, read: status == .read) else { return nil }
-        return Advance(id: id, sender: sender, user: user, status: status, aggregate: counted.aggregate)
+    /// A recipient who may have reached a state.
+    private struct Reached {
+        var id: MessageID
+        var user: TernID
+        var status: ReceiptStatus
+    }
+
+    /// Records each recipient's new state (where it advanced) and updates the messages'
+    /// counters: per message, the sender is read and the counters written once, however many
+    /// of its recipients advanced in this write (a group message's acknowledgements arrive
+    /// together). Returns what advanced, in order.
+    private static func advance(_ tx: WriteTx, _ reached: [Reached], now: Timestamp) throws -> [Advance] {
+        var order: [MessageID] = []
+        var byMessage: [MessageID: [Reached]] = [:]
+        for item in reached {
+            if byMessage[item.id] == nil { order.append(item.id) }
+            byMessage[item.id, default: []].append(item)
+        }
+        var out: [Advance] = []
+        for id in order {
+            guard let sender = try tx.messageSender(id) else { continue }
+            var delivered: UInt32 = 0
+            var read: UInt32 = 0
+            var advanced: [Reached] = []
+            for item in byMessage[id] ?? [] where item.user != sender {
+                var receipt = try tx.receipt(id, user: item.user) ?? ReceiptRecord(status: .sent)
+                guard receipt.status < item.status else { continue }
+                if receipt.status < .delivered {
+                    receipt.deliveredAt = now
+                    delivered += 1
+                }
+                if item.status == .read {
+                    receipt.readAt = now
+                    read += 1
+                }
+                receipt.status = item.status
+                try tx.putReceipt(id, user: item.user, receipt)
+                advanced.append(item)
+            }
+            guard !advanced.isEmpty, let counted = try tx.countReceipts(id, delivered: delivered, read: read) else { continue }
+            for item in advanced {
+                out.append(Advance(id: id, sender: sender, user: item.user, status: item.status, aggregate: counted.aggregate))
+            }
+        }
+        return out
     }
 
     /// The receipts of one write for the senders' devices: live for connected ones, in the
@@ -320,14 +352,14 @@ public final class Relay: Sendable {
         let registry = self.registry
         let logger = self.logger
         store.submit({ tx -> [ReceiptNotice] in
-            var advances: [Advance] = []
+            var reached: [Reached] = []
             for batch in batches {
                 let before = tx.mutationCount
-                let advanced = advances.count
+                let count = reached.count
                 do {
-                    try Self.applyAcks(tx, batch, now: now, into: &advances)
+                    try Self.applyAcks(tx, batch, into: &reached)
                 } catch {
-                    advances.removeSubrange(advanced...)
+                    reached.removeSubrange(count...)
                     // Nothing of this device's acks was written: skip them (they are redelivered
                     // on its next connect); anything else fails the request, which the writer
                     // replays without it.
@@ -335,7 +367,7 @@ public final class Relay: Sendable {
                     logger.warning("acknowledgement not stored", metadata: ["relay.device": "\(batch.identity.deviceNumber)", "relay.error": "\(error)"])
                 }
             }
-            return try Self.notices(advances, tx, now: now, registry: registry)
+            return try Self.notices(Self.advance(tx, reached, now: now), tx, now: now, registry: registry)
         }) { result in
             switch result {
             case .success(let notices):
@@ -347,7 +379,8 @@ public final class Relay: Sendable {
         }
     }
 
-    private static func applyAcks(_ tx: WriteTx, _ batch: AckBatch, now: Timestamp, into advances: inout [Advance]) throws {
+    /// Removes one device's acknowledged entries; its delivered messages join `reached`.
+    private static func applyAcks(_ tx: WriteTx, _ batch: AckBatch, into reached: inout [Reached]) throws {
         let identity = batch.identity
         var delivered: [MessageID] = []
         for item in batch.items where try tx.removeFromMailbox(device: identity.deviceNumber, seq: item.seq) {
@@ -358,9 +391,7 @@ public final class Relay: Sendable {
                 delivered.append(entry.message)
             }
         }
-        for message in delivered {
-            if let advance = try Self.advance(tx, message, user: identity.user, to: .delivered, now: now) { advances.append(advance) }
-        }
+        for message in delivered { reached.append(Reached(id: message, user: identity.user, status: .delivered)) }
     }
 
     /// Marks every message of `chat` up to `upTo` read by `user`. With read receipts off on
@@ -384,7 +415,7 @@ public final class Relay: Sendable {
             state.lastReadSeq = target
             state.updatedAt = now
             try tx.putUserChat(user: user, chat: chat, state)
-            var advances: [Advance] = []
+            var reached: [Reached] = []
             var senderReceipts: [TernID: Bool] = [:]
             for (seq, record) in messages where record.sender != user && !record.isSystem {
                 let senderAllows = try senderReceipts[record.sender] ?? {
@@ -393,11 +424,9 @@ public final class Relay: Sendable {
                     return allows
                 }()
                 let status: ReceiptStatus = readerReceipts && senderAllows ? .read : .delivered
-                if let advance = try Self.advance(tx, MessageID(chat: chat, seq: seq), user: user, to: status, now: now) {
-                    advances.append(advance)
-                }
+                reached.append(Reached(id: MessageID(chat: chat, seq: seq), user: user, status: status))
             }
-            return try Self.notices(advances, tx, now: now, registry: registry)
+            return try Self.notices(Self.advance(tx, reached, now: now), tx, now: now, registry: registry)
         }) { result in
             switch result {
             case .success(let notices):

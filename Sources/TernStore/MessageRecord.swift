@@ -265,13 +265,19 @@ extension WriteTx {
     /// so the value is copied and patched. Returns the sender and the new aggregate, or nil
     /// if there is no such message.
     public func countReceipt(_ id: MessageID, delivered: Bool, read: Bool) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        try countReceipts(id, delivered: delivered ? 1 : 0, read: read ? 1 : 0)
+    }
+
+    /// `countReceipt` for several recipients at once: one read and one write of the record
+    /// for all the acknowledgements of a message in one write request.
+    public func countReceipts(_ id: MessageID, delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
         let key = id.key
         guard var value = try bytes(tables.messages, key) else { return nil }
         // version (1) | sender (16) | … | recipients (4) | delivered (4) | read (4) | flags (1)
         guard value.count >= 1 + 16 + 13, value[0] == MessageRecord.layoutVersion else {
             guard var record = try message(id) else { return nil }  // another layout: decode it
-            if delivered { record.delivered += 1 }
-            if read { record.read += 1 }
+            record.delivered += delivered
+            record.read += read
             try putMessage(id, record)
             return (record.sender, record.aggregateStatus)
         }
@@ -281,8 +287,8 @@ extension WriteTx {
             let recipients = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail, as: UInt32.self))
             var deliveredCount = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail + 4, as: UInt32.self))
             var readCount = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail + 8, as: UInt32.self))
-            if delivered { deliveredCount &+= 1 }
-            if read { readCount &+= 1 }
+            deliveredCount &+= delivered
+            readCount &+= read
             raw.storeBytes(of: deliveredCount.bigEndian, toByteOffset: tail + 4, as: UInt32.self)
             raw.storeBytes(of: readCount.bigEndian, toByteOffset: tail + 8, as: UInt32.self)
             return (sender, recipients, deliveredCount, readCount)
