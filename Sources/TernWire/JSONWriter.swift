@@ -208,7 +208,21 @@ public struct JSONWriter: Sendable {
             var runStart = 0
             var index = 0
             let count = utf8.count
+            let raw = UnsafeRawBufferPointer(utf8)
             while index < count {
+                // Eight bytes at a time while none needs escaping (SWAR: a byte below 0x20,
+                // or equal to '"' or '\\', sets its high bit in `flags`).
+                while index + 8 <= count {
+                    let x = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    let low: UInt64 = 0x0101_0101_0101_0101
+                    let high: UInt64 = 0x8080_8080_8080_8080
+                    let quote = x ^ (low &* 0x22)
+                    let backslash = x ^ (low &* 0x5C)
+                    let flags = ((x &- low &* 0x20) | (quote &- low) | (backslash &- low)) & ~x & high
+                    if flags != 0 { break }
+                    index += 8
+                }
+                guard index < count else { break }
                 let c = utf8[index]
                 // Only '"', '\\' and control characters need escaping.
                 if c >= 0x20 && c != 0x22 && c != 0x5C {

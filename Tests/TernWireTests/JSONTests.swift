@@ -46,6 +46,22 @@ struct JSONTests {
         #expect(try JSONParser.parse([0x22, 0xF0, 0x9F, 0x98, 0x80, 0x22]) == .string("😀"))
     }
 
+    @Test("random strings, integers and deep nesting round-trip through writer and parser")
+    func writerFuzz() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pieces: [String] = ["a", "Z", " ", "\"", "\\", "\n", "\t", "\u{01}", "\u{1F}", "\u{7F}", "é", "😀", "~", "/", "0"]
+        for _ in 0..<3_000 {
+            let text = (0..<Int.random(in: 0...40, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            let number = Int64.random(in: Int64.min...Int64.max, using: &rng)
+            let value = JSON.array([.string(text), .int(number), .int(0), .int(Int64.min)])
+            #expect(try JSONParser.parse(value.bytes) == value, "\(text.unicodeScalars.map { $0.value })")
+        }
+        // Deeper than the writer's 64 inline flags: commas still right.
+        var deep = JSON.array([.int(1), .int(2)])
+        for _ in 0..<80 { deep = .array([deep, .string("x")]) }
+        #expect(try JSONParser.parse(deep.bytes, maxDepth: 100) == deep)
+    }
+
     @Test("writer escapes and round-trips through the parser")
     func writer() throws {
         let value = JSON.object([
