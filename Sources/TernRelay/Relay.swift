@@ -111,10 +111,12 @@ public final class Relay: Sendable {
         store.submit({ tx -> [Result<SendResult, any Error>] in
             var results: [Result<SendResult, any Error>] = []
             results.reserveCapacity(prepared.count)
+            var memo = SendMemo()
             for item in prepared {
                 let before = tx.mutationCount
                 do {
-                    results.append(.success(try Self.sendTransaction(tx, item.command, draft: item.draft, template: item.template, sender: sender)))
+                    results.append(.success(try Self.sendTransaction(
+                        tx, item.command, draft: item.draft, template: item.template, sender: sender, memo: &memo)))
                 } catch {
                     // A refusal (not a member, blocked, …) happens before any write and fails
                     // that command alone; a failure after writing fails the whole request,
@@ -151,15 +153,41 @@ public final class Relay: Sendable {
         }
     }
 
+    /// What the sends of one request (one device's burst, usually to one chat) look up
+    /// once: the chat, its members and their devices. Sends only append to histories and
+    /// mailboxes, so none of this changes within the request.
+    private struct SendMemo {
+        var chats: [TernID: (chat: ChatRecord, membership: MemberRecord, members: [TernID], blocked: Bool)] = [:]
+        var devices: [TernID: [UInt64]] = [:]
+
+        mutating func chat(_ tx: WriteTx, _ id: TernID, sender: TernID) throws -> (chat: ChatRecord, membership: MemberRecord, members: [TernID], blocked: Bool) {
+            if let known = chats[id] { return known }
+            let (chat, membership) = try tx.membership(chat: id, user: sender)
+            let members = try tx.memberIDs(of: id)
+            var blocked = false
+            if chat.kind == .direct, let other = members.first(where: { $0 != sender }) { blocked = try tx.eitherBlocked(sender, other) }
+            let entry = (chat, membership, members, blocked)
+            chats[id] = entry
+            return entry
+        }
+
+        mutating func devices(_ tx: WriteTx, of user: TernID) throws -> [UInt64] {
+            if let known = devices[user] { return known }
+            let numbers = try tx.activeDeviceNumbers(of: user)
+            devices[user] = numbers
+            return numbers
+        }
+    }
+
     private static func sendTransaction(
-        _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity
+        _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity,
+        memo: inout SendMemo
     ) throws -> SendResult {
         var draft = draft
         var template = template
         let now = draft.createdAt
-        let (chat, membership) = try tx.membership(chat: command.chat, user: sender.user)
-        let members = try tx.memberIDs(of: command.chat)
-        if chat.kind == .direct, let other = members.first(where: { $0 != sender.user }), try tx.eitherBlocked(sender.user, other) {
+        let (chat, membership, members, blocked) = try memo.chat(tx, command.chat, sender: sender.user)
+        if blocked {
             throw TernError(.userBlocked, "you cannot message this user")
         }
         if chat.kind == .group && chat.adminOnly && membership.role != .admin {
@@ -206,7 +234,13 @@ public final class Relay: Sendable {
         // history — not once per member device (a 100-member group wrote 45 KB of mailbox
         // pages per message, then deleted them on the acknowledgements).
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now).encoded()
-        let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber)
+        var deliveries: [MailboxDelivery] = []
+        deliveries.reserveCapacity(recipients.count + 1)
+        for user in recipients + [sender.user] {
+            for device in try memo.devices(tx, of: user) where device != sender.deviceNumber {
+                deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: entry)))
+            }
+        }
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
 
