@@ -290,6 +290,12 @@ public final class Relay: Sendable {
             var read: UInt32 = 0
             var advanced: [Reached] = []
             for item in byMessage[id] ?? [] where item.user != sender {
+                if item.status == .delivered, try tx.insertReceipt(id, user: item.user, ReceiptRecord(status: .delivered, deliveredAt: now)) {
+                    // The usual first acknowledgement: no receipt yet, stored in one step.
+                    delivered += 1
+                    advanced.append(item)
+                    continue
+                }
                 var receipt = try tx.receipt(id, user: item.user) ?? ReceiptRecord(status: .sent)
                 guard receipt.status < item.status else { continue }
                 if receipt.status < .delivered {

@@ -304,6 +304,12 @@ extension WriteTx {
         try put(message, in: tables.messages, at: id.key)
     }
 
+    /// Stores `receipt` only if `user` has none for the message yet: one B-tree operation
+    /// for the common first acknowledgement. False (nothing written) if one existed.
+    public func insertReceipt(_ id: MessageID, user: TernID, _ receipt: ReceiptRecord) throws -> Bool {
+        try putBytes(receipt.encoded(), in: tables.receipts, at: Keys.idSeqID(id.chat, id.seq, user), overwrite: false)
+    }
+
     public func putReceipt(_ id: MessageID, user: TernID, _ receipt: ReceiptRecord) throws {
         try put(receipt, in: tables.receipts, at: Keys.idSeqID(id.chat, id.seq, user))
     }
