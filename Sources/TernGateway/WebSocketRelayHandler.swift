@@ -192,6 +192,55 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         rawContext.write(NIOAny(buffer), promise: nil)
     }
 
+    /// A stored frame written straight into the outgoing buffer: WebSocket header, the
+    /// envelope `{"event":E,"type":E,"seq":N,"data":` around the shared data, `}` — one
+    /// allocation and one copy of the data per delivery. Event names are server constants
+    /// (no escaping); anything else takes the general path.
+    func sendStored(event: String, seq: UInt64, data: [UInt8]) {
+        guard let context, !closing, let rawContext = raw.context else {
+            send(OutboundFrame.wrap(event, seq: seq, data: data))
+            return
+        }
+        var name = event
+        let plain = name.withUTF8 { bytes in bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C } }
+        guard plain else {
+            send(OutboundFrame.wrap(event, seq: seq, data: data))
+            return
+        }
+        var digits = 1
+        var rest = seq / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let length = Self.eventKey.count + name.utf8.count + Self.typeKey.count + name.utf8.count + Self.seqKey.count + digits
+            + Self.dataKey.count + data.count + 1
+        if !context.channel.isWritable {
+            bytesWhileBackedUp += length
+            if bytesWhileBackedUp > relay.settings.slowConsumerBytes {
+                cutSlowConsumer("more than \(relay.settings.slowConsumerBytes) bytes queued")
+                return
+            }
+        }
+        var buffer = context.channel.allocator.buffer(capacity: length + Self.headerRoom)
+        Self.writeTextHeader(length: length, into: &buffer)
+        buffer.writeBytes(Self.eventKey)
+        buffer.writeString(name)
+        buffer.writeBytes(Self.typeKey)
+        buffer.writeString(name)
+        buffer.writeBytes(Self.seqKey)
+        buffer.writeString(String(seq))
+        buffer.writeBytes(Self.dataKey)
+        buffer.writeBytes(data)
+        buffer.writeInteger(UInt8(ascii: "}"))
+        rawContext.write(NIOAny(buffer), promise: nil)
+    }
+
+    private static let eventKey = Array(#"{"event":""#.utf8)
+    private static let typeKey = Array(#"","type":""#.utf8)
+    private static let seqKey = Array(#"","seq":"#.utf8)
+    private static let dataKey = Array(#","data":"#.utf8)
+
     /// The header of an unmasked, final text frame (RFC 6455 §5.2) with a `length`-byte payload.
     static func writeTextHeader(length: Int, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(0x81))  // FIN, opcode 1 (text)

@@ -114,6 +114,10 @@ public final class DeviceSession: @unchecked Sendable {
         guard phase != .closed else { return }
         connection.send(frame)
         relay.metrics.framesOut.count(frame: frame)
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
         if !flushScheduled {
             flushScheduled = true
             eventLoop.execute { self.flushNow() }
@@ -126,7 +130,10 @@ public final class DeviceSession: @unchecked Sendable {
     }
 
     private func sendStored(seq: UInt64, kind: MailboxKind, event: String, data: [UInt8], message: MessageID) {
-        send(OutboundFrame.wrap(event, seq: seq, data: data))
+        guard phase != .closed else { return }
+        connection.sendStored(event: event, seq: seq, data: data)
+        if kind == .message { relay.metrics.messageNewOut.increment() } else { relay.metrics.framesOut.count(event: event) }
+        scheduleFlush()
         lastSent = seq
         if kind == .message {
             inflight[message] = seq

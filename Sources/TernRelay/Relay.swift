@@ -613,6 +613,8 @@ final class RelayMetrics: Sendable {
     /// The two most frequent incoming frames, counted without a lookup.
     let deliveredFramesIn: Counter
     let ackFramesIn: Counter
+    /// Stored frames are nearly all `message.new`: counted without a lookup.
+    let messageNewOut: Counter
     let framesOut = EventCounters(label: "tern_relay_frames_out_total", events: [
         ServerEvent.messageNew, ServerEvent.messageSent, ServerEvent.messageStatus, ServerEvent.drained, ServerEvent.typing,
         ServerEvent.presence, ServerEvent.pong, ServerEvent.error, ServerEvent.sessionReplaced, "session.revoked",
@@ -626,6 +628,7 @@ final class RelayMetrics: Sendable {
         ])
         deliveredFramesIn = framesIn.counter(for: "message.delivered")
         ackFramesIn = framesIn.counter(for: "ack")
+        messageNewOut = framesOut.counter(for: ServerEvent.messageNew)
     }
 
     /// A client frame answered with an `error` frame, by error code (rare: made on demand).

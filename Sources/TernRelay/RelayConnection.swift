@@ -1,4 +1,5 @@
 import NIOCore
+import TernWire
 import TernCore
 
 /// Who is on the other end of a connection: a user's logged-in device.
@@ -24,6 +25,10 @@ public protocol RelayConnection: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
     /// Queues one text frame for writing (not flushed).
     func send(_ frame: [UInt8])
+    /// Queues a stored frame, `{"event":E,"type":E,"seq":N,"data":DATA}`: every delivery
+    /// goes through here, so a transport may write the envelope around `data` straight into
+    /// its buffer instead of building the frame first.
+    func sendStored(event: String, seq: UInt64, data: [UInt8])
     /// Flushes queued frames to the socket.
     func flush()
     /// Closes the connection with a WebSocket close code and reason.
@@ -31,6 +36,12 @@ public protocol RelayConnection: AnyObject, Sendable {
     /// True while the peer is not reading fast enough (the socket's write buffer is above
     /// its high-water mark).
     var isBackedUp: Bool { get }
+}
+
+extension RelayConnection {
+    public func sendStored(event: String, seq: UInt64, data: [UInt8]) {
+        send(OutboundFrame.wrap(event, seq: seq, data: data))
+    }
 }
 
 /// WebSocket close codes Tern uses (4000–4999 are the application's range).
