@@ -59,8 +59,7 @@ public enum RelayFrames {
 
     /// The data a stored mailbox entry is sent with: its own bytes, or for a message entry
     /// stored as a reference to the history (empty data), the message as the history holds
-    /// it — byte for byte what the live `message.new` carried, except that a message deleted
-    /// meanwhile shows as deleted.
+    /// it — byte for byte what the live `message.new` carried.
     public static func storedData(_ entry: MailboxEntry, in tx: ReadTx) throws -> [UInt8] {
         guard entry.kind == .message, entry.data.isEmpty else { return entry.data }
         guard let record = try tx.message(entry.message) else {
