@@ -258,7 +258,7 @@ public final class DeviceSession: @unchecked Sendable {
     public func receive(_ bytes: [UInt8]) {
         eventLoop.preconditionInEventLoop()
         guard phase != .closed else { return }
-        if let flat = FlatFrame.scan(bytes), receiveAcknowledgement(flat) { return }
+        if let flat = FlatFrame.scan(bytes), receiveFlat(flat) { return }
         let frame: InboundFrame
         do {
             frame = try InboundFrame.parse(bytes)
@@ -279,9 +279,26 @@ public final class DeviceSession: @unchecked Sendable {
         }
     }
 
-    /// `message.delivered` and `ack` in their plain form (one per delivered message), without
-    /// the general parser. False when the frame is anything else or has an error to report:
-    /// the general path then handles it exactly as before.
+    /// `message.delivered`, `ack` and `message.send` in their plain form, without the general
+    /// parser. False when the frame is anything else (or an acknowledgement with an error to
+    /// report): the general path then handles it exactly as before.
+    private func receiveFlat(_ frame: FlatFrame) -> Bool {
+        if frame.isEvent("message.send") {
+            relay.metrics.sendFramesIn.increment()
+            let fields = frame.fields
+            let reference = fields["client_msg_id"]?.stringValue
+            do {
+                burstSends.append((try SendCommand.parse(fields), reference))
+                if burstSends.count >= 256 { flushAcks() }  // keep one write request bounded
+            } catch {
+                relay.metrics.frameError(error.code.rawValue)
+                send(RelayFrames.error(error, ref: reference))
+            }
+            return true
+        }
+        return receiveAcknowledgement(frame)
+    }
+
     private func receiveAcknowledgement(_ frame: FlatFrame) -> Bool {
         if frame.isEvent("message.delivered") {
             guard case .string(let raw)? = frame.member("message_id"), let id = MessageID(utf8: frame.slice(raw)) else { return false }

@@ -41,11 +41,23 @@ public struct MessageContent: Sendable, Equatable {
     /// Validates `type` and `payload` from a client. Errors are 400 VALIDATION_ERROR naming
     /// the field.
     public static func validate(type: String?, payload: JSON?) throws(TernError) -> MessageContent {
+        let kind = try Self.kind(type)
+        guard let payload, case .object(let p) = payload else { throw .validation("payload must be an object") }
+        return try validate(kind: kind, payload: p)
+    }
+
+    /// The kind named by `type`; errors name the field.
+    static func kind(_ type: String?) throws(TernError) -> MessageKind {
         guard let type else { throw .validation("type is required") }
         guard let kind = MessageKind(rawValue: type) else {
             throw .validation("type must be one of " + MessageKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        guard let payload, case .object(let p) = payload else { throw .validation("payload must be an object") }
+        return kind
+    }
+
+    /// Validates the payload object `p` of a `kind` message.
+    static func validate(kind: MessageKind, payload p: some JSONFields) throws(TernError) -> MessageContent {
+        let type = kind.rawValue
         var w = JSONWriter(capacity: 128)
         w.beginObject()
         var preview = ""
@@ -156,7 +168,7 @@ public struct SendCommand: Sendable {
     public var replyTo: MessageID?
 
     /// Validates the fields of a send; errors name the field.
-    public static func parse(_ data: [String: JSON], chatOverride: TernID? = nil) throws(TernError) -> SendCommand {
+    public static func parse(_ data: some JSONFields, chatOverride: TernID? = nil) throws(TernError) -> SendCommand {
         let chat: TernID
         if let chatOverride {
             chat = chatOverride
@@ -167,7 +179,9 @@ public struct SendCommand: Sendable {
         }
         guard let cmid = data["client_msg_id"]?.stringValue else { throw .validation("client_msg_id is required") }
         try Validate.token(cmid, field: "client_msg_id", max: MessageLimits.clientMsgIDMax)
-        let content = try MessageContent.validate(type: data["type"]?.stringValue, payload: data["payload"])
+        let kind = try MessageContent.kind(data["type"]?.stringValue)
+        guard let payload = data.fields("payload") else { throw .validation("payload must be an object") }
+        let content = try MessageContent.validate(kind: kind, payload: payload)
         var replyTo: MessageID?
         if let raw = data["reply_to_message_id"], !raw.isNull {
             guard let s = raw.stringValue, let id = MessageID(s) else {

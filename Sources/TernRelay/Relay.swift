@@ -613,6 +613,7 @@ final class RelayMetrics: Sendable {
     /// The two most frequent incoming frames, counted without a lookup.
     let deliveredFramesIn: Counter
     let ackFramesIn: Counter
+    let sendFramesIn: Counter
     /// Stored frames are nearly all `message.new`: counted without a lookup.
     let messageNewOut: Counter
     let framesOut = EventCounters(label: "tern_relay_frames_out_total", events: [
@@ -628,6 +629,7 @@ final class RelayMetrics: Sendable {
         ])
         deliveredFramesIn = framesIn.counter(for: "message.delivered")
         ackFramesIn = framesIn.counter(for: "ack")
+        sendFramesIn = framesIn.counter(for: "message.send")
         messageNewOut = framesOut.counter(for: ServerEvent.messageNew)
     }
 

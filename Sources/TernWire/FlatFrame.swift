@@ -1,18 +1,22 @@
-/// The relay's most frequent client frames — `message.delivered` and `ack`, one per message
-/// delivered — recognised without building a JSON tree (the general parser allocates a
-/// dictionary per object and a String per key and value: a quarter of a delivery's parsing
-/// cost went there).
+/// The relay's most frequent client frames — `message.delivered` and `ack` (one per message
+/// delivered) and `message.send` — recognised without building a JSON tree (the general
+/// parser allocates a dictionary per object and a String per key and value: a quarter of a
+/// delivery's parsing cost went there).
 ///
 /// The scanner accepts only the plain form: one object with `event`/`type`, `data`/`payload`
-/// and nothing else at the top, a data object whose members are ASCII strings without
-/// escapes or non-negative integers. Anything else (escapes, nesting, other members, `ref`,
-/// non-ASCII, malformed input) returns nil and the frame takes the general parser, so every
-/// error case keeps its exact error frame. Duplicate keys: the last one wins, as there.
+/// and nothing else at the top; a data object whose members are ASCII strings without
+/// escapes, non-negative integers, or objects of such members (one level: a message's
+/// `payload`). Anything else (escapes, non-ASCII, arrays, deeper nesting, numbers with a
+/// sign, fraction or exponent, `null`, `ref`, malformed input) returns nil and the frame takes
+/// the general parser, so every other frame — and every error case — is handled exactly as
+/// before. Duplicate keys: the last one wins, as there.
 public struct FlatFrame: Sendable {
-    /// A scalar member value: a string's byte range in the frame, or an integer.
+    /// A member value: a string's byte range in the frame, an integer, or a nested object's
+    /// members (a range of `inner`).
     public enum Value: Sendable, Equatable {
         case string(Range<Int>)
         case integer(UInt64)
+        case object(Range<Int>)
     }
 
     public let bytes: [UInt8]
@@ -20,6 +24,8 @@ public struct FlatFrame: Sendable {
     public private(set) var event: Range<Int> = 0..<0
     /// The data members in frame order: key range, value.
     public private(set) var members: [(key: Range<Int>, value: Value)] = []
+    /// The members of nested objects (never objects themselves).
+    public private(set) var inner: [(key: Range<Int>, value: Value)] = []
 
     /// True when the event name is exactly `name`.
     public func isEvent(_ name: StaticString) -> Bool { matches(event, name) }
@@ -32,6 +38,9 @@ public struct FlatFrame: Sendable {
 
     /// The bytes of a string value.
     public func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { bytes[range] }
+
+    /// The data object as fields, for code written against `[String: JSON]`.
+    public var fields: Fields { Fields(frame: self, range: 0..<members.count, nested: false) }
 
     private func matches(_ range: Range<Int>, _ name: StaticString) -> Bool {
         guard range.count == name.utf8CodeUnitCount else { return false }
@@ -50,7 +59,7 @@ public struct FlatFrame: Sendable {
 
     private init(bytes: [UInt8]) {
         self.bytes = bytes
-        members.reserveCapacity(4)
+        members.reserveCapacity(6)
     }
 
     private mutating func scanTop(_ s: inout Scanner) -> Bool {
@@ -67,7 +76,7 @@ public struct FlatFrame: Sendable {
                 guard let value = s.string() else { return false }
                 if matches(key, "event") { named = value } else { typed = value }
             } else if matches(key, "data") || matches(key, "payload") {
-                guard !sawData, scanData(&s) else { return false }
+                guard !sawData, scanObject(&s, nested: false) else { return false }
                 sawData = true
             } else {
                 return false
@@ -79,22 +88,72 @@ public struct FlatFrame: Sendable {
         return s.atEnd
     }
 
-    private mutating func scanData(_ s: inout Scanner) -> Bool {
+    /// An object of plain members into `members` (or, nested, into `inner`).
+    private mutating func scanObject(_ s: inout Scanner, nested: Bool) -> Bool {
         guard s.expect(UInt8(ascii: "{")) else { return false }
         if s.expect(UInt8(ascii: "}")) { return true }
         repeat {
             guard let key = s.string(), s.expect(UInt8(ascii: ":")) else { return false }
             s.skipWhitespace()
+            let value: Value
             if s.peek(UInt8(ascii: "\"")) {
-                guard let value = s.string() else { return false }
-                members.append((key, .string(value)))
-            } else if let value = s.integer() {
-                members.append((key, .integer(value)))
+                guard let string = s.string() else { return false }
+                value = .string(string)
+            } else if s.peek(UInt8(ascii: "{")) {
+                guard !nested else { return false }
+                let start = inner.count
+                guard scanObject(&s, nested: true) else { return false }
+                value = .object(start..<inner.count)
+            } else if let integer = s.integer() {
+                value = .integer(integer)
             } else {
                 return false
             }
+            if nested { inner.append((key, value)) } else { members.append((key, value)) }
         } while s.expect(UInt8(ascii: ","))
         return s.expect(UInt8(ascii: "}"))
+    }
+
+    /// Read access to the data object (or a nested one) as JSON values.
+    public struct Fields: JSONFields {
+        let frame: FlatFrame
+        let range: Range<Int>
+        let nested: Bool
+
+        private var list: [(key: Range<Int>, value: Value)] { nested ? frame.inner : frame.members }
+
+        private func find(_ key: String) -> Value? {
+            var key = key
+            return key.withUTF8 { name -> Value? in
+                let list = self.list
+                for index in range.reversed() {
+                    let member = list[index]
+                    guard member.key.count == name.count else { continue }
+                    if frame.bytes[member.key].elementsEqual(name) { return member.value }
+                }
+                return nil
+            }
+        }
+
+        private func json(_ value: Value) -> JSON {
+            switch value {
+            case .string(let r): return .string(String(decoding: frame.bytes[r], as: UTF8.self))
+            case .integer(let v): return .int(Int64(v))
+            case .object(let r):
+                var object: [String: JSON] = [:]
+                for member in frame.inner[r] { object[String(decoding: frame.bytes[member.key], as: UTF8.self)] = json(member.value) }
+                return .object(object)
+            }
+        }
+
+        public subscript(_ key: String) -> JSON? {
+            find(key).map(json)
+        }
+
+        public func fields(_ key: String) -> Fields? {
+            guard case .object(let r)? = find(key) else { return nil }
+            return Fields(frame: frame, range: r, nested: true)
+        }
     }
 
     private struct Scanner {
@@ -150,5 +209,22 @@ public struct FlatFrame: Sendable {
             }
             return v
         }
+    }
+}
+
+/// Read access to a JSON object's members, whatever holds them: validation written once
+/// serves the parsed tree (`[String: JSON]`) and the flat frames alike.
+public protocol JSONFields {
+    associatedtype Nested: JSONFields
+    /// The member `key`, or nil.
+    subscript(_ key: String) -> JSON? { get }
+    /// The member `key` when it is an object, else nil.
+    func fields(_ key: String) -> Nested?
+}
+
+extension Dictionary: JSONFields where Key == String, Value == JSON {
+    public func fields(_ key: String) -> [String: JSON]? {
+        if case .object(let object)? = self[key] { return object }
+        return nil
     }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+import TernCore
+import TernRelay
+import TernWire
+
+@Suite("message.send without the JSON tree: the flat path decides exactly as the general one")
+struct FlatSendTests {
+    /// The outcome of parsing a send, comparable across both paths.
+    func outcome(_ parse: () throws(TernError) -> SendCommand) -> String {
+        do {
+            let c = try parse()
+            return "ok \(c.chat) \(c.clientMsgID) \(c.content.kind) \(String(decoding: c.content.payload, as: UTF8.self)) "
+                + "\(c.content.previewText) \(String(describing: c.content.mediaID)) \(String(describing: c.replyTo))"
+        } catch {
+            return "error \(error.code.rawValue) \(error.message)"
+        }
+    }
+
+    static let chat = "5c0e8a4e-1b2c-4d3e-8f70-0123456789ab"
+    static let seeds: [String] = [
+        #"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"text","payload":{"body":"hello there"},"client_msg_id":"c-1"}}"#,
+        #"{"type":"message.send","payload":{"chat_id":"\#(chat)","type":"image","payload":{"media_id":"\#(chat)","caption":"look","duration_ms":1200},"client_msg_id":"c-2"}}"#,
+        #"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"location","payload":{"latitude":52,"longitude":13,"name":"Berlin"},"client_msg_id":"c-3","reply_to_message_id":"5c0e8a4e1b2c4d3e8f700123456789ab0000000000000007"}}"#,
+        #"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"contact","payload":{"name":"Ana","phone":"+4915112345678"},"client_msg_id":"c-4"}}"#,
+        #"{"event":"message.send","data":{"chat_id":"\#(chat)","type":"text","payload":{"body":""},"client_msg_id":"c-5"}}"#,
+    ]
+
+    @Test("the plain forms are taken by the flat path and agree with the general parser")
+    func seedsAgree() throws {
+        for text in Self.seeds {
+            let bytes = Array(text.utf8)
+            let flat = try #require(FlatFrame.scan(bytes), "\(text)")
+            let general = try InboundFrame.parse(bytes)
+            #expect(outcome { () throws(TernError) in try SendCommand.parse(flat.fields) }
+                == outcome { () throws(TernError) in try SendCommand.parse(general.data) }, "\(text)")
+        }
+    }
+
+    @Test("random mutations: whenever the flat path accepts a frame, the outcome is the same")
+    func fuzz() throws {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,0123456789 abcdeilnoprstxy-_.\"#.utf8) + [0xC3, 0x00]
+        var accepted = 0
+        for _ in 0..<20_000 {
+            var bytes = Array(Self.seeds.randomElement(using: &rng)!.utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let at = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[at] = alphabet.randomElement(using: &rng)!
+                case 1: bytes.remove(at: at)
+                default: bytes.insert(alphabet.randomElement(using: &rng)!, at: at)
+                }
+                if bytes.isEmpty { break }
+            }
+            guard let flat = FlatFrame.scan(bytes), flat.isEvent("message.send") else { continue }
+            accepted += 1
+            let general = try InboundFrame.parse(bytes)
+            #expect(general.event == "message.send")
+            #expect(outcome { () throws(TernError) in try SendCommand.parse(flat.fields) }
+                == outcome { () throws(TernError) in try SendCommand.parse(general.data) }, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+        #expect(accepted > 1_000)
+    }
+}
