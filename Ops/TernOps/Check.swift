@@ -161,7 +161,8 @@ extension Inspector {
             if try tx.message(id) == nil { report("receipts.message_missing", "receipts", key, "message \(id) does not exist") }
             return true
         }
-        // Mailboxes: every entry belongs to an existing device, below its mailbox head.
+        // Mailboxes: every entry belongs to an existing device, below its mailbox head; a
+        // message entry stored as a reference (empty data) names a message in the history.
         var lastDevice: UInt64?
         var deviceExists = false
         var head: UInt64 = 0
@@ -176,7 +177,11 @@ extension Inspector {
                 if !deviceExists { report("mailbox.device_missing", "mailbox", key, "device \(device) does not exist") }
             }
             if seq > head { report("mailbox.beyond_head", "mailbox", key, "seq \(seq) > mailbox head \(head) of device \(device)") }
-            _ = decodes(MailboxEntry.self, "mailbox", key, value)
+            if let entry = decodes(MailboxEntry.self, "mailbox", key, value), entry.kind == .message, entry.data.isEmpty,
+                try tx.message(entry.message) == nil
+            {
+                report("mailbox.message_missing", "mailbox", key, "message \(entry.message) does not exist")
+            }
             return true
         }
         return CheckReport(checked: checked, counts: counts, problems: problems)

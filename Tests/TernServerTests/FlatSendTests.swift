@@ -1,4 +1,8 @@
 import Foundation
+import Logging
+import TernOps
+import TernStore
+import TernTestSupport
 import Testing
 import TernCore
 import TernRelay
@@ -61,5 +65,23 @@ struct FlatSendTests {
                 == outcome { () throws(TernError) in try SendCommand.parse(general.data) }, "\(String(decoding: bytes, as: UTF8.self))")
         }
         #expect(accepted > 1_000)
+    }
+}
+
+@Suite("tern check knows mailbox entries are references")
+struct CheckReferenceTests {
+    @Test("a message entry whose message is not in the history is reported")
+    func missingMessage() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try Store(configuration: StoreConfiguration(path: dir.file("store"), mapSize: 64 << 20), logger: Logger(label: "test"))
+        let ghost = MessageID(chat: TernID.random(), seq: 7)
+        try await store.write { tx in
+            _ = try tx.appendToMailbox(device: 1, MailboxEntry(
+                kind: .message, event: "message.new", data: [], message: ghost, sender: TernID.random(), enqueuedAt: Timestamp(milliseconds: 1)))
+        }
+        await store.close()
+        let report = try Inspector(storePath: dir.file("store")).check()
+        #expect(report.problems.contains { $0.rule == "mailbox.message_missing" && $0.detail.contains(ghost.description) })
     }
 }
