@@ -70,6 +70,10 @@ public class ReadTx {
 /// Write closures should check first and write last: a closure that throws after writing
 /// forces its batch to be rebuilt (correct, but it costs the other writers a replay).
 public final class WriteTx: ReadTx {
+    /// Mailbox heads this request already read or wrote (a send burst appends to the same
+    /// devices' mailboxes once per message). Per request: a replayed batch starts afresh.
+    var mailboxHeads: [UInt64: UInt64] = [:]
+
     /// Changes made so far in this transaction (by every request sharing it): a request
     /// that runs several independent steps can tell whether a failed step wrote anything.
     public var mutationCount: Int { raw.mutationCount }
