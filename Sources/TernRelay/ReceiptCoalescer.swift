@@ -33,7 +33,8 @@ final class ReceiptCoalescer: @unchecked Sendable {
     }
 
     func add(_ live: LiveReceipts) {
-        guard var merged = pending[live.message] else {
+        // Taken out while merging, so that its arrays are not copied on write.
+        guard var merged = pending.removeValue(forKey: live.message) else {
             order.append(live.message)
             pending[live.message] = live
             return
