@@ -197,7 +197,7 @@ var targets: [Target] = [
     .testTarget(name: "TernSodiumTests", dependencies: ["TernSodium"], swiftSettings: strict),
     .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: strict),
     .testTarget(name: "TernMediaTests", dependencies: ["TernMedia", "TernTestSupport"], swiftSettings: strict),
-    .testTarget(name: "TernWireTests", dependencies: ["TernWire"], swiftSettings: strict),
+    .testTarget(name: "TernWireTests", dependencies: ["TernWire", "TernTestSupport"], swiftSettings: strict),
     .testTarget(name: "TernStoreTests", dependencies: ["TernStore", "TernLMDB", "TernCore", "TernTestSupport"], swiftSettings: strict),
     .testTarget(
         name: "TernAuthTests",

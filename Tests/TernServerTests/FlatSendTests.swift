@@ -47,16 +47,7 @@ struct FlatSendTests {
         let alphabet = Array(#"{}[]":,0123456789 abcdeilnoprstxy-_.\"#.utf8) + [0xC3, 0x00]
         var accepted = 0
         for _ in 0..<20_000 {
-            var bytes = Array(Self.seeds.randomElement(using: &rng)!.utf8)
-            for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                let at = Int.random(in: 0..<bytes.count, using: &rng)
-                switch Int.random(in: 0..<3, using: &rng) {
-                case 0: bytes[at] = alphabet.randomElement(using: &rng)!
-                case 1: bytes.remove(at: at)
-                default: bytes.insert(alphabet.randomElement(using: &rng)!, at: at)
-                }
-                if bytes.isEmpty { break }
-            }
+            let bytes = mutated(Array(Self.seeds.randomElement(using: &rng)!.utf8), alphabet: alphabet, using: &rng)
             guard let flat = FlatFrame.scan(bytes), flat.isEvent("message.send") else { continue }
             accepted += 1
             let general = try InboundFrame.parse(bytes)

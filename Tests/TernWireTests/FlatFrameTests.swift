@@ -1,4 +1,5 @@
 import Testing
+import TernTestSupport
 
 @testable import TernWire
 
@@ -68,16 +69,7 @@ struct FlatFrameTests {
         var rng = SystemRandomNumberGenerator()
         let alphabet = Array(#"{}[]":,0123456789 aeqs\."#.utf8) + [0x00, 0xC3, 0xFF]
         for _ in 0..<20_000 {
-            var bytes = seeds.randomElement(using: &rng)!
-            for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                let at = Int.random(in: 0..<bytes.count, using: &rng)
-                switch Int.random(in: 0..<3, using: &rng) {
-                case 0: bytes[at] = alphabet.randomElement(using: &rng)!
-                case 1: bytes.remove(at: at)
-                default: bytes.insert(alphabet.randomElement(using: &rng)!, at: at)
-                }
-                if bytes.isEmpty { break }
-            }
+            let bytes = mutated(seeds.randomElement(using: &rng)!, alphabet: alphabet, using: &rng)
             guard let flat = FlatFrame.scan(bytes) else { continue }
             let general = try InboundFrame.parse(bytes)
             #expect(String(decoding: flat.bytes[flat.event], as: UTF8.self) == general.event, "\(bytes)")
