@@ -172,14 +172,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     // MARK: RelayConnection
 
     func send(_ frame: [UInt8]) {
-        guard let context, !closing else { return }
-        if !context.channel.isWritable {
-            bytesWhileBackedUp += frame.count
-            if bytesWhileBackedUp > relay.settings.slowConsumerBytes {
-                cutSlowConsumer("more than \(relay.settings.slowConsumerBytes) bytes queued")
-                return
-            }
-        }
+        guard let context, !closing, admit(frame.count) else { return }
         var buffer = context.channel.allocator.buffer(capacity: frame.count + Self.headerRoom)
         Self.writeTextHeader(length: frame.count, into: &buffer)
         buffer.writeBytes(frame)
@@ -197,49 +190,40 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     /// allocation and one copy of the data per delivery. Event names are server constants
     /// (no escaping); anything else takes the general path.
     func sendStored(event: String, seq: UInt64, data: [UInt8]) {
-        guard let context, !closing, let rawContext = raw.context else {
+        guard let context, !closing, let rawContext = raw.context, StoredEnvelope.isPlain(event) else {
             send(OutboundFrame.wrap(event, seq: seq, data: data))
             return
         }
-        var name = event
-        let plain = name.withUTF8 { bytes in bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C } }
-        guard plain else {
-            send(OutboundFrame.wrap(event, seq: seq, data: data))
-            return
-        }
-        var digits = 1
-        var rest = seq / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        let length = Self.eventKey.count + name.utf8.count + Self.typeKey.count + name.utf8.count + Self.seqKey.count + digits
-            + Self.dataKey.count + data.count + 1
-        if !context.channel.isWritable {
-            bytesWhileBackedUp += length
-            if bytesWhileBackedUp > relay.settings.slowConsumerBytes {
-                cutSlowConsumer("more than \(relay.settings.slowConsumerBytes) bytes queued")
-                return
-            }
-        }
+        let digits = String(seq)
+        let length = StoredEnvelope.eventKey.count + 2 * event.utf8.count + StoredEnvelope.typeKey.count + 1
+            + StoredEnvelope.seqKey.count + digits.utf8.count + StoredEnvelope.dataKey.count + data.count + 1
+        guard admit(length) else { return }
         var buffer = context.channel.allocator.buffer(capacity: length + Self.headerRoom)
         Self.writeTextHeader(length: length, into: &buffer)
-        buffer.writeBytes(Self.eventKey)
-        buffer.writeString(name)
-        buffer.writeBytes(Self.typeKey)
-        buffer.writeString(name)
-        buffer.writeBytes(Self.seqKey)
-        buffer.writeString(String(seq))
-        buffer.writeBytes(Self.dataKey)
+        buffer.writeBytes(StoredEnvelope.eventKey)
+        buffer.writeString(event)
+        buffer.writeBytes(StoredEnvelope.typeKey)
+        buffer.writeString(event)
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeBytes(StoredEnvelope.seqKey)
+        buffer.writeString(digits)
+        buffer.writeBytes(StoredEnvelope.dataKey)
         buffer.writeBytes(data)
         buffer.writeInteger(UInt8(ascii: "}"))
         rawContext.write(NIOAny(buffer), promise: nil)
     }
 
-    private static let eventKey = Array(#"{"event":""#.utf8)
-    private static let typeKey = Array(#"","type":""#.utf8)
-    private static let seqKey = Array(#"","seq":"#.utf8)
-    private static let dataKey = Array(#","data":"#.utf8)
+    /// Counts `bytes` queued while the socket is backed up; false (and the connection cut)
+    /// once a slow consumer has more than `relay.slowConsumerBytes` waiting.
+    private func admit(_ bytes: Int) -> Bool {
+        guard let context, !context.channel.isWritable else { return true }
+        bytesWhileBackedUp += bytes
+        if bytesWhileBackedUp > relay.settings.slowConsumerBytes {
+            cutSlowConsumer("more than \(relay.settings.slowConsumerBytes) bytes queued")
+            return false
+        }
+        return true
+    }
 
     /// The header of an unmasked, final text frame (RFC 6455 §5.2) with a `length`-byte payload.
     static func writeTextHeader(length: Int, into buffer: inout ByteBuffer) {

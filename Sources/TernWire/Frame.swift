@@ -100,32 +100,23 @@ public enum OutboundFrame {
     /// through here, so the envelope is spliced byte by byte (event names are server
     /// constants that need no escaping; anything else takes the writer).
     public static func wrap(_ event: String, seq: UInt64?, data: [UInt8]) -> [UInt8] {
-        var event = event
-        let plain = event.withUTF8 { name in name.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C } }
-        guard plain else { return wrapEscaping(event, seq: seq, data: data) }
-        return event.withUTF8 { name in
-            var out = [UInt8]()
-            out.reserveCapacity(data.count + 2 * name.count + 48)
-            out.append(contentsOf: eventKey)
-            out.append(contentsOf: name)
-            out.append(contentsOf: typeKey)
-            out.append(contentsOf: name)
-            out.append(UInt8(ascii: "\""))
-            if let seq {
-                out.append(contentsOf: seqKey)
-                JSONWriter.appendDecimal(seq, to: &out)
-            }
-            out.append(contentsOf: dataKey)
-            out.append(contentsOf: data)
-            out.append(UInt8(ascii: "}"))
-            return out
+        guard StoredEnvelope.isPlain(event) else { return wrapEscaping(event, seq: seq, data: data) }
+        var out = [UInt8]()
+        out.reserveCapacity(data.count + 2 * event.utf8.count + 48)
+        out.append(contentsOf: StoredEnvelope.eventKey)
+        out.append(contentsOf: event.utf8)
+        out.append(contentsOf: StoredEnvelope.typeKey)
+        out.append(contentsOf: event.utf8)
+        out.append(UInt8(ascii: "\""))
+        if let seq {
+            out.append(contentsOf: StoredEnvelope.seqKey)
+            JSONWriter.appendDecimal(seq, to: &out)
         }
+        out.append(contentsOf: StoredEnvelope.dataKey)
+        out.append(contentsOf: data)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
-
-    private static let eventKey: [UInt8] = Array(#"{"event":""#.utf8)
-    private static let typeKey: [UInt8] = Array(#"","type":""#.utf8)
-    private static let seqKey: [UInt8] = Array(#","seq":"#.utf8)
-    private static let dataKey: [UInt8] = Array(#","data":"#.utf8)
 
     private static func wrapEscaping(_ event: String, seq: UInt64?, data: [UInt8]) -> [UInt8] {
         var w = JSONWriter(capacity: data.count + 80)
@@ -152,5 +143,21 @@ public enum OutboundFrame {
                 w.member("client_msg_id", ref)
             }
         }
+    }
+}
+
+/// The envelope of a frame around pre-serialised data, in the pieces `OutboundFrame.wrap`
+/// splices together: `{"event":"` E `","type":"` E `"` [`,"seq":` N] `,"data":` DATA `}`.
+/// The gateway writes the same pieces straight into its socket buffer.
+public enum StoredEnvelope {
+    public static let eventKey: [UInt8] = Array(#"{"event":""#.utf8)
+    public static let typeKey: [UInt8] = Array(#"","type":""#.utf8)
+    public static let seqKey: [UInt8] = Array(#","seq":"#.utf8)
+    public static let dataKey: [UInt8] = Array(#","data":"#.utf8)
+
+    /// Whether `event` can be spliced in as it is: no character JSON would escape (event
+    /// names are server constants; anything else takes the JSON writer).
+    public static func isPlain(_ event: String) -> Bool {
+        event.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
     }
 }
