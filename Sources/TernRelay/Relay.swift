@@ -158,7 +158,7 @@ public final class Relay: Sendable {
     /// mailboxes, so none of this changes within the request.
     private struct SendMemo {
         var chats: [TernID: (chat: ChatRecord, membership: MemberRecord, members: [TernID], blocked: Bool)] = [:]
-        var devices: [TernID: [UInt64]] = [:]
+        var devices = DeviceMemo()
 
         mutating func chat(_ tx: WriteTx, _ id: TernID, sender: TernID) throws -> (chat: ChatRecord, membership: MemberRecord, members: [TernID], blocked: Bool) {
             if let known = chats[id] { return known }
@@ -170,13 +170,34 @@ public final class Relay: Sendable {
             chats[id] = entry
             return entry
         }
+    }
 
-        mutating func devices(_ tx: WriteTx, of user: TernID) throws -> [UInt64] {
-            if let known = devices[user] { return known }
+    /// Users' active device numbers, each read once per write request.
+    private struct DeviceMemo {
+        private var known: [TernID: [UInt64]] = [:]
+
+        mutating func of(_ user: TernID, in tx: ReadTx) throws -> [UInt64] {
+            if let numbers = known[user] { return numbers }
             let numbers = try tx.activeDeviceNumbers(of: user)
-            devices[user] = numbers
+            known[user] = numbers
             return numbers
         }
+    }
+
+    /// `items` grouped by `key`: groups in the order of their first item, items in order.
+    private static func grouped<T>(_ items: [T], by key: (T) -> MessageID) -> [(key: MessageID, items: [T])] {
+        var groups: [(key: MessageID, items: [T])] = []
+        var index: [MessageID: Int] = [:]
+        for item in items {
+            let k = key(item)
+            if let at = index[k] {
+                groups[at].items.append(item)
+            } else {
+                index[k] = groups.count
+                groups.append((k, [item]))
+            }
+        }
+        return groups
     }
 
     private static func sendTransaction(
@@ -234,12 +255,8 @@ public final class Relay: Sendable {
         // history — not once per member device (a 100-member group wrote 45 KB of mailbox
         // pages per message, then deleted them on the acknowledgements).
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now).encoded()
-        var deliveries: [MailboxDelivery] = []
-        deliveries.reserveCapacity(recipients.count + 1)
-        for user in recipients + [sender.user] {
-            for device in try memo.devices(tx, of: user) where device != sender.deviceNumber {
-                deliveries.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, encoded: entry)))
-            }
+        let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber) { user in
+            try memo.devices.of(user, in: tx)
         }
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
@@ -277,19 +294,13 @@ public final class Relay: Sendable {
     /// of its recipients advanced in this write (a group message's acknowledgements arrive
     /// together). Returns what advanced, in order.
     private static func advance(_ tx: WriteTx, _ reached: [Reached], now: Timestamp) throws -> [Advance] {
-        var order: [MessageID] = []
-        var byMessage: [MessageID: [Reached]] = [:]
-        for item in reached {
-            if byMessage[item.id] == nil { order.append(item.id) }
-            byMessage[item.id, default: []].append(item)
-        }
         var out: [Advance] = []
-        for id in order {
+        for (id, items) in grouped(reached, by: \.id) {
             guard let sender = try tx.messageSender(id) else { continue }
             var delivered: UInt32 = 0
             var read: UInt32 = 0
             var advanced: [Reached] = []
-            for item in byMessage[id] ?? [] where item.user != sender {
+            for item in items where item.user != sender {
                 if item.status == .delivered, try tx.insertReceipt(id, user: item.user, ReceiptRecord(status: .delivered, deliveredAt: now)) {
                     // The usual first acknowledgement: no receipt yet, stored in one step.
                     delivered += 1
@@ -324,27 +335,13 @@ public final class Relay: Sendable {
     /// acknowledged by 100 members is a handful of frames to its sender, not 100).
     private static func notices(_ advances: [Advance], _ tx: WriteTx, now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
         guard !advances.isEmpty else { return [] }
-        var order: [MessageID] = []
-        var byMessage: [MessageID: [Advance]] = [:]
-        for advance in advances {
-            if byMessage[advance.id] == nil { order.append(advance.id) }
-            byMessage[advance.id, default: []].append(advance)
-        }
         let stamp = now.rfc3339
-        var senderDevices: [TernID: [UInt64]] = [:]
+        var senderDevices = DeviceMemo()
         var notices: [ReceiptNotice] = []
-        notices.reserveCapacity(order.count)
-        for id in order {
-            let group = byMessage[id] ?? []
+        for (id, group) in grouped(advances, by: \.id) {
             guard let last = group.last else { continue }
             let receipts = group.map { (user: $0.user, status: $0.status) }
-            let devices: [UInt64]
-            if let known = senderDevices[last.sender] {
-                devices = known
-            } else {
-                devices = try tx.activeDeviceNumbers(of: last.sender)
-                senderDevices[last.sender] = devices
-            }
+            let devices = try senderDevices.of(last.sender, in: tx)
             var notice = ReceiptNotice(message: id, stored: [], data: [], live: nil)
             var live: [UInt64] = []
             for device in devices {
