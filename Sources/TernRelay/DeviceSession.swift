@@ -288,8 +288,7 @@ public final class DeviceSession: @unchecked Sendable {
             let fields = frame.fields
             let reference = fields["client_msg_id"]?.stringValue
             do {
-                burstSends.append((try SendCommand.parse(fields), reference))
-                if burstSends.count >= 256 { flushAcks() }  // keep one write request bounded
+                queueSend(try SendCommand.parse(fields), ref: reference)
             } catch {
                 relay.metrics.frameError(error.code.rawValue)
                 send(RelayFrames.error(error, ref: reference))
@@ -297,6 +296,13 @@ public final class DeviceSession: @unchecked Sendable {
             return true
         }
         return receiveAcknowledgement(frame)
+    }
+
+    /// A validated send, stored with the other sends of this read burst in one write
+    /// (`flushAcks`).
+    private func queueSend(_ command: SendCommand, ref: String?) {
+        burstSends.append((command, ref))
+        if burstSends.count >= 256 { flushAcks() }  // keep one write request bounded
     }
 
     private func receiveAcknowledgement(_ frame: FlatFrame) -> Bool {
@@ -318,9 +324,7 @@ public final class DeviceSession: @unchecked Sendable {
     private func dispatch(_ frame: InboundFrame) throws {
         switch frame.event {
         case "message.send":
-            // Stored with the other sends of this read burst in one write (`flushAcks`).
-            burstSends.append((try SendCommand.parse(frame.data), frame.reference))
-            if burstSends.count >= 256 { flushAcks() }  // keep one write request bounded
+            queueSend(try SendCommand.parse(frame.data), ref: frame.reference)
         case "message.delivered":
             guard let raw = frame.data["message_id"]?.stringValue else { throw TernError.validation("message_id is required") }
             guard let id = MessageID(raw) else { throw TernError.validation("message_id is not a message id") }
