@@ -47,6 +47,12 @@ public final class DeviceSession: @unchecked Sendable {
     /// with the message they are about (a group event's own system message).
     private var pendingOther: [(seq: UInt64, kind: MailboxKind, message: MessageID)] = []
     private var liveBuffer: [Buffered] = []
+    /// Mailbox entries read and not sent yet (the window or the socket was full): each page
+    /// is read once however slowly the window opens, and the next one is read while half of
+    /// this one is still to send, so the socket does not wait for the read.
+    private var unsent = CircularBuffer<(seq: UInt64, entry: MailboxEntry)>()
+    /// Whether the mailbox may hold entries after `unsent` (the last read filled its page).
+    private var morePages = true
     private var rescan = false
     private var reading = false
     private var drainedAnnounced = false
@@ -103,6 +109,7 @@ public final class DeviceSession: @unchecked Sendable {
         typingTimers = [:]
         typingAudience = [:]
         liveBuffer = []
+        unsent.removeAll()
         let lastDevice = relay.registry.unregister(self)
         relay.metrics.sessions.record(relay.registry.count)
         if lastDevice { relay.userWentOffline(identity.user) }
@@ -174,8 +181,7 @@ public final class DeviceSession: @unchecked Sendable {
             } else {
                 // A gap, a full window or a full socket: the mailbox is the source of truth; read
                 // from it when there is room.
-                phase = .draining
-                pump()
+                drainAgain()
             }
         }
     }
@@ -188,16 +194,16 @@ public final class DeviceSession: @unchecked Sendable {
 
     // MARK: draining
 
-    /// Reads the next page of the mailbox if the window has room and no read is running.
+    /// Sends what the window and the socket have room for, reading the mailbox ahead.
     private func pump() {
-        guard phase == .draining, !reading else { return }
-        guard inflight.count < relay.settings.window else { return }
-        // The socket is full: the client reads slower than we read the mailbox. Wait for
-        // `connectionWritable` instead of queueing (the queue cap would cut it off).
-        guard !connection.isBackedUp else { return }
+        guard phase == .draining else { return }
+        sendUnsent()
+    }
+
+    /// Reads the page after `after` on a read thread and appends it to `unsent`.
+    private func readPage(after: UInt64) {
         reading = true
         let device = identity.deviceNumber
-        let after = lastSent
         let page = relay.settings.drainPage
         relay.store.read(on: eventLoop) { tx in
             var entries = try tx.mailbox(device: device, after: after, limit: page)
@@ -213,27 +219,37 @@ public final class DeviceSession: @unchecked Sendable {
                     self.relay.logger.error("mailbox read failed", metadata: ["relay.device": "\(device)", "relay.error": "\(error)"])
                     self.connection.close(code: 1011, reason: "mailbox unavailable")
                 case .success(let entries):
-                    self.consume(entries, pageFull: entries.count == page)
+                    guard self.phase == .draining else { return }
+                    self.unsent.append(contentsOf: entries)
+                    self.morePages = entries.count == page
+                    self.sendUnsent()
                 }
             }
     }
 
-    private func consume(_ entries: [(seq: UInt64, entry: MailboxEntry)], pageFull: Bool) {
+    /// Sends read entries while the window and the socket have room, reads the next page
+    /// when half of the read ones are sent, and goes live at the end of the mailbox.
+    private func sendUnsent() {
         guard phase == .draining else { return }
-        var consumedAll = true
-        for (seq, entry) in entries where seq > lastSent {
-            if (entry.kind == .message && inflight.count >= relay.settings.window) || connection.isBackedUp {
-                consumedAll = false
-                break
+        while let first = unsent.first {
+            if first.seq > lastSent {
+                // A full window or socket: acknowledgements or writability call pump() again.
+                if (first.entry.kind == .message && inflight.count >= relay.settings.window) || connection.isBackedUp { break }
+                sendStored(seq: first.seq, kind: first.entry.kind, event: first.entry.event, data: first.entry.data, message: first.entry.message)
+                if !drainedAnnounced { drainedCount += 1 }
             }
-            sendStored(seq: seq, kind: entry.kind, event: entry.event, data: entry.data, message: entry.message)
-            if !drainedAnnounced { drainedCount += 1 }
+            unsent.removeFirst()
         }
-        if !consumedAll { return }  // wait for acknowledgements or writability; they call pump()
-        if pageFull {
-            pump()
+        if reading { return }
+        if morePages {
+            // Not while the socket is full: a client that stopped reading holds no more than
+            // what is already read (`connectionWritable` resumes).
+            if unsent.count <= relay.settings.drainPage / 2 && !connection.isBackedUp {
+                readPage(after: unsent.last?.seq ?? lastSent)
+            }
             return
         }
+        guard unsent.isEmpty else { return }
         // Caught up with the mailbox as of the read: go live, then replay what arrived live
         // meanwhile (in order; anything not contiguous sends us back to the mailbox).
         phase = .live
@@ -245,11 +261,17 @@ public final class DeviceSession: @unchecked Sendable {
         }
         if rescan {
             rescan = false
-            phase = .draining
-            pump()
+            drainAgain()
             return
         }
         for item in buffered where phase == .live { acceptStored(item) }
+    }
+
+    /// Back from live to the mailbox (a gap, a full window or socket, a full live buffer).
+    private func drainAgain() {
+        phase = .draining
+        morePages = true
+        pump()
     }
 
     // MARK: input

@@ -159,6 +159,62 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
+    @Test("a backlog of many pages through a small window: every entry once, in order, then live")
+    func drainThroughSmallWindow() async throws {
+        // A window of 5 frames and pages of 4 entries: the drain reads ahead while frames are
+        // unacknowledged and must neither skip, repeat nor reorder entries across pages.
+        let s = try await InProcessServer.start { config in
+            config.relayWindow = 5
+            config.relayDrainPage = 4
+        }
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone(), deviceID: "b1")
+        let chat = try await c.directChat(a, b)
+        var ids: [String] = []
+        for n in 0..<41 {
+            let sent = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "backlog \(n)"), token: a.accessToken)
+            ids.append(try #require(sent.data["message_id"] as? String))
+        }
+        let wb = try await c.ws(b)
+        var received: [String] = []
+        var seqs: [Int] = []
+        var marker: [String: Any]?
+        while marker == nil, let frame = await wb.next() {
+            switch frame.event {
+            case "message.new":
+                let id = try #require(frame.data["message_id"] as? String)
+                received.append(id)
+                seqs.append(try #require(frame.seq))
+                wb.send("message.delivered", ["message_id": id])
+            case "mailbox.drained":
+                marker = frame.data
+            default:
+                break
+            }
+        }
+        #expect(received == ids)
+        #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count)
+        #expect(marker?["count"] as? Int == ids.count)
+        // Then live, on the same connection.
+        let live = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "live"), token: a.accessToken)
+        let liveID = try #require(live.data["message_id"] as? String)
+        let next = try #require(await wb.next(event: "message.new").frame)
+        #expect(next.data["message_id"] as? String == liveID)
+        wb.send("message.delivered", ["message_id": liveID])
+        var state: String?
+        for _ in 0..<500 where state != "delivered" {
+            state = try await c.request(.GET, "/api/v1/messages/\(liveID)/receipts", token: a.accessToken).dataArray.first?["status"] as? String
+            if state != "delivered" { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        await wb.close()
+        // Everything was acknowledged: a new connection drains nothing.
+        let again = try await c.ws(b)
+        #expect(await drained(again).filter { $0.event == "message.new" }.isEmpty)
+        await again.close()
+        await s.stop()
+    }
+
     @Test("receipts reach a sender that was offline, from its mailbox")
     func offlineSenderReceipts() async throws {
         let s = try await InProcessServer.start()
