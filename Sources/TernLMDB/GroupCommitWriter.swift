@@ -44,6 +44,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private var thread: Thread?
     private var batchHooks: [@Sendable () -> Void] = []
+    private var abortHooks: [@Sendable () -> Void] = []
     /// The writer thread's id, set before `init` returns and never changed.
     private var writerThread = pthread_self()
 
@@ -77,6 +78,15 @@ public final class GroupCommitWriter: @unchecked Sendable {
     public func addBatchHook(_ hook: @escaping @Sendable () -> Void) {
         condition.lock()
         batchHooks.append(hook)
+        condition.unlock()
+    }
+
+    /// Adds `hook`, called on the writer thread whenever a transaction holding writes is
+    /// thrown away (a replay without a failed request, a failed commit): state the writer
+    /// keeps across transactions can drop what described those writes.
+    public func addAbortHook(_ hook: @escaping @Sendable () -> Void) {
+        condition.lock()
+        abortHooks.append(hook)
         condition.unlock()
     }
 
@@ -166,13 +176,14 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 queue.removeFirst(maxBatch)
             }
             let hooks = batchHooks
+            let aborted = abortHooks
             condition.unlock()
-            commit(batch)
+            commit(batch, aborted: aborted)
             for hook in hooks { hook() }
         }
     }
 
-    private func commit(_ batch: [WriteRequest]) {
+    private func commit(_ batch: [WriteRequest], aborted: [@Sendable () -> Void]) {
         let start = DispatchTime.now().uptimeNanoseconds
         var live = batch
         var replays = 0
@@ -201,6 +212,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
                     // drop it and run the rest again in a fresh transaction.
                     txn.invalidate()
                     mdb_txn_abort(raw)
+                    for hook in aborted { hook() }
                     if let poison = txn.poison, outcome { request.fail(poison) }
                     request.deliver()
                     live.remove(at: index)
@@ -223,6 +235,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 report(batch.count, replays, commitNanos, start, nil)
             } else {
                 let error = LMDBError(code: crc, operation: "mdb_txn_commit")
+                for hook in aborted { hook() }
                 for request in live {
                     request.failIfSucceeded(error)
                     request.deliver()

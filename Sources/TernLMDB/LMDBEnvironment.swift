@@ -62,6 +62,8 @@ public struct LMDBConfiguration: Sendable {
 public struct LMDBDatabase: Sendable, Hashable {
     public let name: String
     let dbi: MDB_dbi
+    /// LMDB's small integer handle of the database (stable while the environment is open).
+    public var slot: Int { Int(dbi) }
 }
 
 /// Space and reader usage of an environment, for readiness checks and metrics.

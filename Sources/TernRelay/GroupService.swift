@@ -64,7 +64,7 @@ extension WriteTx {
     /// users, in order) except the device `skipping`: the fan-out of messages and group
     /// events.
     func fanOut(_ encoded: [UInt8], to users: [TernID], skipping: UInt64? = nil) throws -> [MailboxDelivery] {
-        try fanOut(encoded, to: users, skipping: skipping) { try activeDeviceNumbers(of: $0) }
+        try fanOut(encoded, to: users, skipping: skipping) { try cachedActiveDevices(of: $0) }
     }
 
     /// `fanOut` with the users' devices from `devices` (a caller may remember them across sends).

@@ -111,12 +111,11 @@ public final class Relay: Sendable {
         store.submit({ tx -> [Result<SendResult, any Error>] in
             var results: [Result<SendResult, any Error>] = []
             results.reserveCapacity(prepared.count)
-            var memo = SendMemo()
             for item in prepared {
                 let before = tx.mutationCount
                 do {
                     results.append(.success(try Self.sendTransaction(
-                        tx, item.command, draft: item.draft, template: item.template, sender: sender, memo: &memo)))
+                        tx, item.command, draft: item.draft, template: item.template, sender: sender)))
                 } catch {
                     // A refusal (not a member, blocked, …) happens before any write and fails
                     // that command alone; a failure after writing fails the whole request,
@@ -153,34 +152,15 @@ public final class Relay: Sendable {
         }
     }
 
-    /// What the sends of one request (one device's burst, usually to one chat) look up
-    /// once: the chat, its members and their devices. Sends only append to histories and
-    /// mailboxes, so none of this changes within the request.
-    private struct SendMemo {
-        var chats: [TernID: (chat: ChatRecord, membership: MemberRecord, members: [TernID], blocked: Bool)] = [:]
-        var devices = DeviceMemo()
-
-        mutating func chat(_ tx: WriteTx, _ id: TernID, sender: TernID) throws -> (chat: ChatRecord, membership: MemberRecord, members: [TernID], blocked: Bool) {
-            if let known = chats[id] { return known }
+    /// The sender's access to the chat: from the writer's cache, which keeps it across
+    /// requests until membership, blocks or devices change.
+    private static func access(_ tx: WriteTx, chat id: TernID, sender: TernID) throws -> ChatAccess {
+        try tx.cachedAccess(chat: id, user: sender) {
             let (chat, membership) = try tx.membership(chat: id, user: sender)
             let members = try tx.memberIDs(of: id)
             var blocked = false
             if chat.kind == .direct, let other = members.first(where: { $0 != sender }) { blocked = try tx.eitherBlocked(sender, other) }
-            let entry = (chat, membership, members, blocked)
-            chats[id] = entry
-            return entry
-        }
-    }
-
-    /// Users' active device numbers, each read once per write request.
-    private struct DeviceMemo {
-        private var known: [TernID: [UInt64]] = [:]
-
-        mutating func of(_ user: TernID, in tx: ReadTx) throws -> [UInt64] {
-            if let numbers = known[user] { return numbers }
-            let numbers = try tx.activeDeviceNumbers(of: user)
-            known[user] = numbers
-            return numbers
+            return ChatAccess(chat: chat, membership: membership, members: members, blocked: blocked)
         }
     }
 
@@ -201,14 +181,14 @@ public final class Relay: Sendable {
     }
 
     private static func sendTransaction(
-        _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity,
-        memo: inout SendMemo
+        _ tx: WriteTx, _ command: SendCommand, draft: MessageRecord, template: RelayFrames.MessageTemplate, sender: DeviceIdentity
     ) throws -> SendResult {
         var draft = draft
         var template = template
         let now = draft.createdAt
-        let (chat, membership, members, blocked) = try memo.chat(tx, command.chat, sender: sender.user)
-        if blocked {
+        let access = try Self.access(tx, chat: command.chat, sender: sender.user)
+        let (chat, membership, members) = (access.chat, access.membership, access.members)
+        if access.blocked {
             throw TernError(.userBlocked, "you cannot message this user")
         }
         if chat.kind == .group && chat.adminOnly && membership.role != .admin {
@@ -239,7 +219,7 @@ public final class Relay: Sendable {
             }
         }
         // Checks done; from here on only writes.
-        var head = try tx.chatHead(command.chat) ?? ChatHead(lastSeq: 0, lastActivity: chat.createdAt)
+        var head = try tx.cachedChatHead(command.chat) ?? ChatHead(lastSeq: 0, lastActivity: chat.createdAt)
         head.lastSeq += 1
         head.lastActivity = now
         let id = MessageID(chat: command.chat, seq: head.lastSeq)
@@ -256,7 +236,7 @@ public final class Relay: Sendable {
         // pages per message, then deleted them on the acknowledgements).
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now).encoded()
         let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber) { user in
-            try memo.devices.of(user, in: tx)
+            try tx.cachedActiveDevices(of: user)
         }
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
@@ -336,12 +316,11 @@ public final class Relay: Sendable {
     private static func notices(_ advances: [Advance], _ tx: WriteTx, now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
         guard !advances.isEmpty else { return [] }
         let stamp = now.rfc3339
-        var senderDevices = DeviceMemo()
         var notices: [ReceiptNotice] = []
         for (id, group) in grouped(advances, by: \.id) {
             guard let last = group.last else { continue }
             let receipts = group.map { (user: $0.user, status: $0.status) }
-            let devices = try senderDevices.of(last.sender, in: tx)
+            let devices = try tx.cachedActiveDevices(of: last.sender)
             var notice = ReceiptNotice(message: id, stored: [], data: [], live: nil)
             var live: [UInt64] = []
             for device in devices {

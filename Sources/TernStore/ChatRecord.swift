@@ -241,7 +241,8 @@ extension WriteTx {
     }
 
     public func putChatHead(_ id: TernID, _ head: ChatHead) throws {
-        try put(head, in: tables.chatHeads, at: Keys.id(id))
+        try putCached(head.encoded(), in: tables.chatHeads, at: Keys.id(id))
+        cache.setChatHead(head, chat: id)
     }
 
     /// Adds or updates a membership and the member's own chat state.

@@ -103,10 +103,10 @@ extension WriteTx {
     /// Appends an entry encoded once (`MailboxEntry.encoded()`) for many devices: a group
     /// message is serialized once, not once per member device.
     public func appendToMailbox(device: UInt64, encoded: [UInt8]) throws -> UInt64 {
-        let seq = try (mailboxHeads[device] ?? mailboxHead(device: device)) + 1
+        let seq = try (cache.mailboxHeads[device] ?? mailboxHead(device: device)) + 1
         try putBytes(encoded, in: tables.mailbox, at: Keys.u64Pair(device, seq))
-        try putBytes(Keys.u64(seq), in: tables.mailboxHeads, at: Keys.u64(device))
-        mailboxHeads[device] = seq
+        try putCached(Keys.u64(seq), in: tables.mailboxHeads, at: Keys.u64(device))
+        cache.setMailboxHead(seq, device: device)
         return seq
     }
 

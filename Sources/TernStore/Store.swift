@@ -68,6 +68,8 @@ public final class Store: Sendable {
     public let environment: LMDBEnvironment
     public let tables: Tables
     private let writer: GroupCommitWriter?
+    /// The writer's cache across transactions (writer thread only).
+    private let writerCache: WriterCache
     private let readers: LMDBReadPool
     private let threadPool: NIOThreadPool
     private let logger: Logger
@@ -111,12 +113,16 @@ public final class Store: Sendable {
         readers = LMDBReadPool(environment: environment, capacity: configuration.readThreads + 8)
         threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.readThreads))
         threadPool.start()
+        let writerCache = WriterCache(tables: tables)
+        self.writerCache = writerCache
         if configuration.readOnly {
             writer = nil
         } else {
-            writer = GroupCommitWriter(environment: environment, maxBatch: configuration.maxBatch) { report in
+            let writer = GroupCommitWriter(environment: environment, maxBatch: configuration.maxBatch) { report in
                 metrics.record(report)
             }
+            writer.addAbortHook { writerCache.clear() }
+            self.writer = writer
         }
     }
 
@@ -182,8 +188,9 @@ public final class Store: Sendable {
     public func write<T: Sendable>(_ body: @escaping @Sendable (WriteTx) throws -> T) async throws -> T {
         guard let writer else { throw StoreError.unavailable("the store is open read-only") }
         let tables = self.tables
+        let cache = writerCache
         do {
-            return try await writer.write { raw in try body(WriteTx(raw: raw, tables: tables)) }
+            return try await writer.write { raw in try body(WriteTx(raw: raw, tables: tables, cache: cache)) }
         } catch let error as LMDBError {
             let mapped = StoreError(error)
             if mapped == .mapFull { metrics.mapFull.increment() }
@@ -216,7 +223,8 @@ public final class Store: Sendable {
         }
         let tables = self.tables
         let metrics = self.metrics
-        writer.submit({ raw in try body(WriteTx(raw: raw, tables: tables)) }) { result in
+        let cache = writerCache
+        writer.submit({ raw in try body(WriteTx(raw: raw, tables: tables, cache: cache)) }) { result in
             switch result {
             case .success: completion(result)
             case .failure(let error as LMDBError):

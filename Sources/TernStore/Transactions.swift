@@ -70,9 +70,14 @@ public class ReadTx {
 /// Write closures should check first and write last: a closure that throws after writing
 /// forces its batch to be rebuilt (correct, but it costs the other writers a replay).
 public final class WriteTx: ReadTx {
-    /// Mailbox heads this request already read or wrote (a send burst appends to the same
-    /// devices' mailboxes once per message). Per request: a replayed batch starts afresh.
-    var mailboxHeads: [UInt64: UInt64] = [:]
+    /// What the writer remembers across requests (see `WriterCache`); every write below
+    /// tells it which table changed.
+    let cache: WriterCache
+
+    init(raw: LMDBTransaction, tables: Tables, cache: WriterCache) {
+        self.cache = cache
+        super.init(raw: raw, tables: tables)
+    }
 
     /// Changes made so far in this transaction (by every request sharing it): a request
     /// that runs several independent steps can tell whether a failed step wrote anything.
@@ -83,19 +88,28 @@ public final class WriteTx: ReadTx {
 
     /// Stores `record` under `key`.
     public func put<R: StoreRecord>(_ record: R, in db: LMDBDatabase, at key: [UInt8]) throws {
+        cache.wrote(db)
         try raw.put(db, key, record.encoded())
     }
 
     /// Stores raw bytes under `key`. With `overwrite: false` returns false if it existed.
     @discardableResult
     public func putBytes(_ value: [UInt8], in db: LMDBDatabase, at key: [UInt8], overwrite: Bool = true) throws -> Bool {
-        try raw.put(db, key, value, overwrite: overwrite)
+        cache.wrote(db)
+        return try raw.put(db, key, value, overwrite: overwrite)
+    }
+
+    /// Stores raw bytes the caller also puts into the writer's cache itself (heads): the
+    /// one write that does not drop cached entries of its table.
+    func putCached(_ value: [UInt8], in db: LMDBDatabase, at key: [UInt8]) throws {
+        try raw.put(db, key, value)
     }
 
     /// Removes `key`; false if it was absent.
     @discardableResult
     public func delete(_ db: LMDBDatabase, _ key: [UInt8]) throws -> Bool {
-        try raw.delete(db, key)
+        cache.wrote(db)
+        return try raw.delete(db, key)
     }
 
     /// Removes keys starting with `prefix`, at most `limit` of them (the first in key
@@ -107,6 +121,7 @@ public final class WriteTx: ReadTx {
             keys.append(Array(key))
             return keys.count < limit
         }
+        cache.wrote(db)
         for key in keys { try raw.delete(db, key) }
         return keys.count
     }
