@@ -49,6 +49,8 @@ public enum ConfigKeys {
                   help: "Address the HTTP/WebSocket listener binds. Loopback by default; use 0.0.0.0 to serve other machines."),
         ConfigKey(name: "http.port", kind: .int(0...65535), defaultValue: "8080",
                   help: "TCP port of the listener (0 = any free port, printed at start)."),
+        ConfigKey(name: "http.event_loops", kind: .int(0...256), defaultValue: "0",
+                  help: "Network threads (HTTP, WebSocket sessions). 0 = one per core but one, at least 1: the store's writer thread gets a core of its own."),
         ConfigKey(name: "http.max_body_size", kind: .size(1024...(64 << 20)), defaultValue: "1MiB",
                   help: "Largest request body accepted on JSON routes; larger bodies get 413 PAYLOAD_TOO_LARGE."),
         ConfigKey(name: "http.trust_forwarded_for", kind: .bool, defaultValue: "false",

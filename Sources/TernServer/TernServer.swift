@@ -10,6 +10,7 @@ import Hummingbird
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import TernAPI
 import TernAuth
@@ -165,6 +166,10 @@ public final class TernServer: Sendable {
         let ports = PortsBox(expectAdmin: adminResponder != nil)
         var gateway = GatewaySettings()
         gateway.hardFrameLimit = max(configuration.relayMaxMessageBytes, 1 << 20)
+        // Our own group rather than NIO's singleton: its size is a setting (the singleton's
+        // can be set once per process), and it stops with the server.
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopCount(cores: System.coreCount))
+        defer { loops.shutdownGracefully { _ in } }
         let app = Application(
             responder: responder,
             server: TernChildChannel.builder(relay: relay, auth: auth, settings: gateway),
@@ -176,6 +181,7 @@ public final class TernServer: Sendable {
                     metadata: ["http.address": "\(configuration.httpHost):\(port)", "store.path": "\(configuration.storePath)"])
                 if let all = ports.set(http: port) { await onListening(all) }
             },
+            eventLoopGroupProvider: .shared(loops),
             logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(store: store), serviceName: "store"),
@@ -201,6 +207,7 @@ public final class TernServer: Sendable {
                     logger.notice("admin API is listening", metadata: ["admin.address": "\(configuration.adminHost):\(port)"])
                     if let all = ports.set(admin: port) { await onListening(all) }
                 },
+                eventLoopGroupProvider: .shared(loops),
                 logger: logger)
             services.append(.init(service: admin, serviceName: "admin"))
         }
