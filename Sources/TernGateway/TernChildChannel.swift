@@ -125,10 +125,12 @@ public struct TernChildChannel: ServerChildChannel, HTTPChannelHandler {
                         let handler = WebSocketRelayHandler(
                             identity: who, relay: relay, settings: settings, keepAlive: keepAlive, raw: raw, eventLoop: channel.eventLoop,
                             logger: logger)
+                        // Client frames are parsed by our reader, not NIO's decoder (see
+                        // ClientFrameParser); the upgrader added the decoder, so it goes.
+                        let decoder = try channel.pipeline.syncOperations.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self)
                         try channel.pipeline.syncOperations.addHandler(
-                            NIOWebSocketFrameAggregator(
-                                minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
-                                maxAccumulatedFrameSize: settings.hardFrameLimit))
+                            ClientFrameReader(hardLimit: settings.hardFrameLimit, deliver: handler.received), position: .after(decoder.handler))
+                        channel.pipeline.syncOperations.removeHandler(context: decoder, promise: nil)
                         try channel.pipeline.syncOperations.addHandler(handler)
                         return Outcome.websocket(channel)
                     }

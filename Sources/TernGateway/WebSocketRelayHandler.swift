@@ -11,7 +11,8 @@ import TernWire
 /// Concurrency contract: a NIO channel handler, used only on its channel's event loop. The
 /// `RelayConnection` methods are called by the session on that loop too.
 final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unchecked Sendable {
-    typealias InboundIn = WebSocketFrame
+    /// Nothing reaches `channelRead`: the `ClientFrameReader` in front calls `received`.
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = WebSocketFrame
 
     private let identity: DeviceIdentity
@@ -77,30 +78,31 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         session = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+    /// One event from the connection's `ClientFrameReader` (which stands where NIO's frame
+    /// decoder would).
+    func received(_ event: ClientFrameEvent) {
+        guard let context else { return }
         lastHeard = .now()
-        switch frame.opcode {
-        case .text:
-            let length = frame.data.readableBytes
-            if length > relay.settings.maxMessageBytes {
+        switch event {
+        case .text(let bytes):
+            if bytes.count > relay.settings.maxMessageBytes {
                 send(OutboundFrame.error(
                     code: "PAYLOAD_TOO_LARGE",
-                    message: "frame is \(length) bytes; the limit is \(relay.settings.maxMessageBytes)", ref: nil))
+                    message: "frame is \(bytes.count) bytes; the limit is \(relay.settings.maxMessageBytes)", ref: nil))
                 return
             }
-            session?.receive(Self.unmaskedBytes(frame))
+            session?.receive(bytes)
         case .binary:
             send(OutboundFrame.error(code: "UNSUPPORTED_FRAME", message: "binary frames are not supported; send JSON text frames", ref: nil))
-        case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
-            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .ping(let payload):
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
         case .pong:
             break
-        case .connectionClose:
+        case .close:
             close(code: CloseCode.normalClosure, reason: "")
-        default:
-            break
+        case .failure(let code, let reason):
+            logger.debug("websocket frame refused", metadata: ["gateway.error": "\(reason)"])
+            close(code: code, reason: reason)
         }
     }
 
@@ -135,11 +137,6 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let aggregation = error as? NIOWebSocketFrameAggregator.Error {
-            logger.debug("websocket frame refused", metadata: ["gateway.error": "\(aggregation)"])
-            close(code: CloseCode.tooBig, reason: "message too large")
-            return
-        }
         logger.debug("websocket connection error", metadata: ["gateway.error": "\(error)"])
         context.close(promise: nil)
     }
@@ -264,43 +261,6 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     private static let headerRoom = 10
-
-    /// The frame's payload, unmasked, in one copy. NIO's `unmaskedData` copies into a new
-    /// buffer and unmasks a byte at a time (2 % of the relay's CPU); this XORs eight bytes
-    /// at a time straight into the array the session parses.
-    static func unmaskedBytes(_ frame: WebSocketFrame) -> [UInt8] {
-        let data = frame.data
-        let count = data.readableBytes
-        return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            data.withUnsafeReadableBytes { src in
-                guard let base = out.baseAddress, let from = src.baseAddress else { return }
-                base.update(from: from.assumingMemoryBound(to: UInt8.self), count: count)
-            }
-            initialized = count
-            guard let key = frame.maskKey, count > 0, let base = out.baseAddress else { return }
-            let keyBytes: (UInt8, UInt8, UInt8, UInt8) = (key[0], key[1], key[2], key[3])
-            // The key repeated to eight bytes, in memory order.
-            var word: UInt64 = 0
-            withUnsafeMutableBytes(of: &word) { w in
-                withUnsafeBytes(of: keyBytes) { k in
-                    for i in 0..<8 { w[i] = k[i & 3] }
-                }
-            }
-            let raw = UnsafeMutableRawPointer(base)
-            var i = 0
-            while i + 8 <= count {
-                let v = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                raw.storeBytes(of: v ^ word, toByteOffset: i, as: UInt64.self)
-                i += 8
-            }
-            withUnsafeBytes(of: keyBytes) { k in
-                while i < count {
-                    base[i] ^= k[i & 3]
-                    i += 1
-                }
-            }
-        }
-    }
 
     var isBackedUp: Bool { !(context?.channel.isWritable ?? true) }
 }

@@ -62,8 +62,7 @@ final class ReceiptCoalescer: @unchecked Sendable {
         guard !order.isEmpty else { return }
         for message in order {
             guard let live = pending[message] else { continue }
-            let data = RelayFrames.statusData(id: message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
-            let frame = OutboundFrame.wrap(ServerEvent.messageStatus, seq: nil, data: data)
+            let frame = RelayFrames.statusFrame(id: message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
             for device in live.devices { registry.session(device: device)?.deliverTransient(frame) }
         }
         order.removeAll(keepingCapacity: true)

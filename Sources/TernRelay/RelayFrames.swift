@@ -117,6 +117,23 @@ public enum RelayFrames {
     ) -> [UInt8] {
         var w = JSONWriter(capacity: 200 + (receipts.count > 1 ? 90 * receipts.count : 0))
         w.beginObject()
+        statusMembers(&w, id: id, receipts: receipts, aggregate: aggregate, at: at)
+        w.endObject()
+        return w.bytes
+    }
+
+    /// The whole `message.status` frame in one pass (live receipts: no stored data to wrap).
+    public static func statusFrame(
+        id: MessageID, receipts: [(user: TernID, status: ReceiptStatus)], aggregate: ReceiptStatus, at: String
+    ) -> [UInt8] {
+        OutboundFrame.make(ServerEvent.messageStatus, capacity: 260 + (receipts.count > 1 ? 90 * receipts.count : 0)) { w in
+            statusMembers(&w, id: id, receipts: receipts, aggregate: aggregate, at: at)
+        }
+    }
+
+    private static func statusMembers(
+        _ w: inout JSONWriter, id: MessageID, receipts: [(user: TernID, status: ReceiptStatus)], aggregate: ReceiptStatus, at: String
+    ) {
         w.member("message_id", id)
         w.member("chat_id", id.chat)
         if let last = receipts.last {
@@ -137,8 +154,6 @@ public enum RelayFrames {
             }
             w.endArray()
         }
-        w.endObject()
-        return w.bytes
     }
 
     public static func drained(count: Int, lastSeq: UInt64) -> [UInt8] {

@@ -79,8 +79,8 @@ extension InboundFrame {
 /// are sent so that clients of either shape can dispatch.
 public enum OutboundFrame {
     /// A frame whose data is written by `body` into an open object.
-    public static func make(_ event: String, seq: UInt64? = nil, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
-        var w = JSONWriter(capacity: 160)
+    public static func make(_ event: String, seq: UInt64? = nil, capacity: Int = 160, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
+        var w = JSONWriter(capacity: capacity)
         w.beginObject()
         w.member("event", event)
         w.member("type", event)
