@@ -393,6 +393,25 @@ struct RelayBehaviourTests {
         wa.send("message.send", textMessage(chat, "after the noise", id: "ok-1"))
         #expect(await wa.next(event: "message.sent").frame != nil)
         #expect(try #require(await wb.next(event: "message.new").frame).data["client_msg_id"] as? String == "ok-1")
+        // A message in three fragments with a ping between them is one message.
+        let whole = Array(try JSONSerialization.data(withJSONObject: ["event": "message.send", "data": textMessage(chat, "in pieces", id: "frag-1")]))
+        wa.connection.send(opcode: .text, bytes: Array(whole[..<10]), fin: false)
+        wa.connection.send(opcode: .ping, bytes: [7])
+        wa.connection.send(opcode: .continuation, bytes: Array(whole[10..<40]), fin: false)
+        wa.connection.send(opcode: .continuation, bytes: Array(whole[40...]), fin: true)
+        #expect(await wa.next(event: "message.sent").frame != nil)
+        #expect(try #require(await wb.next(event: "message.new").frame).data["client_msg_id"] as? String == "frag-1")
+        // A protocol violation (a continuation without a message) closes that connection
+        // with 1002; the other client keeps going.
+        wa.connection.send(opcode: .continuation, bytes: [1], fin: true)
+        var closeFrame: WSFrame?
+        while closeFrame == nil, let frame = await wa.nextFrame() {
+            if frame.opcode == .connectionClose { closeFrame = frame }
+        }
+        let closeCode = closeFrame.flatMap { $0.data.count >= 2 ? UInt16($0.data[0]) << 8 | UInt16($0.data[1]) : nil }
+        #expect(closeCode == 1002)
+        wb.send("message.send", textMessage(chat, "still here", id: "ok-2"))
+        #expect(await wb.next(event: "message.sent").frame != nil)
         await wa.close()
         await wb.close()
         await s.stop()
