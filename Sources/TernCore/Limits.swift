@@ -53,19 +53,52 @@ public enum Validate {
         var ascii = true
         var blank = true
         var control = false
-        for byte in value.utf8 {
-            if byte >= 0x80 {
-                ascii = false
+        var pairs = 0
+        var text = value
+        text.withUTF8 { utf8 in
+            for byte in utf8 where byte != 0x20 && byte != 0x0A && byte != 0x09 && byte != 0x0D {
+                blank = false
                 break
             }
-            if byte < 0x20 || byte == 0x7F {
-                if !(multiline && (byte == 0x0A || byte == 0x09)) { control = true }
+            let raw = UnsafeRawBufferPointer(utf8)
+            let count = utf8.count
+            let low: UInt64 = 0x0101_0101_0101_0101
+            let high: UInt64 = 0x8080_8080_8080_8080
+            var index = 0
+            while index < count {
+                let end = min(index + 8, count)
+                if end - index == 8 {
+                    // Eight bytes at a time (SWAR): any non-ASCII byte, any byte below 0x20 or
+                    // equal to 0x7F sets a high bit; only such words are looked at bytewise.
+                    let x = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    if x & high != 0 {
+                        ascii = false
+                        return
+                    }
+                    let del = x ^ (low &* 0x7F)
+                    if ((x &- low &* 0x20) | (del &- low)) & ~x & high == 0 {
+                        index = end
+                        continue
+                    }
+                }
+                for at in index..<end {
+                    let byte = utf8[at]
+                    if byte >= 0x80 {
+                        ascii = false
+                        return
+                    }
+                    if byte < 0x20 || byte == 0x7F {
+                        if !(multiline && (byte == 0x0A || byte == 0x09)) { control = true }
+                        // "\r\n" is one character.
+                        if byte == 0x0D && at + 1 < count && utf8[at + 1] == 0x0A { pairs += 1 }
+                    }
+                }
+                index = end
             }
-            if byte != 0x20 && byte != 0x0A && byte != 0x09 && byte != 0x0D { blank = false }
         }
         if ascii {
             if !allowEmpty && blank { throw .validation("\(field) must not be empty") }
-            if value.utf8.count > max { throw .validation("\(field) must be at most \(max) characters") }
+            if value.utf8.count - pairs > max { throw .validation("\(field) must be at most \(max) characters") }
             if control { throw .validation("\(field) must not contain control characters") }
             return
         }

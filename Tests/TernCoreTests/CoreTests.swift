@@ -67,6 +67,46 @@ struct CoreTests {
         #expect(throws: Never.self) { try Validate.token("pixel-8:a_b.c", field: "device_id", max: 20) }
     }
 
+    @Test("text validation eight bytes at a time decides as a plain scalar walk does")
+    func textValidationFuzz() {
+        // The rule written the slow, obvious way.
+        func reference(_ value: String, max: Int, allowEmpty: Bool, multiline: Bool) -> String? {
+            if !allowEmpty && value.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { return "empty" }
+            if value.count > max { return "long" }
+            for scalar in value.unicodeScalars where scalar.properties.generalCategory == .control {
+                if multiline && (scalar == "\n" || scalar == "\t") { continue }
+                return "control"
+            }
+            return nil
+        }
+        func outcome(_ value: String, max: Int, allowEmpty: Bool, multiline: Bool) -> String? {
+            do {
+                try Validate.text(value, field: "f", max: max, allowEmpty: allowEmpty, multiline: multiline)
+                return nil
+            } catch {
+                let message = error.message
+                return message.contains("empty") ? "empty" : message.contains("at most") ? "long" : "control"
+            }
+        }
+        let alphabet: [String] = ["a", "Z", " ", "~", "\n", "\t", "\r", "\u{0}", "\u{1F}", "\u{7F}", "é", "👋", "\u{85}"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            let length = Int.random(in: 0...40, using: &rng)
+            var value = ""
+            for _ in 0..<length {
+                // Mostly plain ASCII, so that whole eight-byte words pass the fast check.
+                value += Int.random(in: 0..<10, using: &rng) < 8 ? "a" : alphabet.randomElement(using: &rng)!
+            }
+            let max = Int.random(in: 0...45, using: &rng)
+            let allowEmpty = Bool.random(using: &rng)
+            let multiline = Bool.random(using: &rng)
+            #expect(
+                outcome(value, max: max, allowEmpty: allowEmpty, multiline: multiline)
+                    == reference(value, max: max, allowEmpty: allowEmpty, multiline: multiline),
+                "\(value.debugDescription) max \(max) allowEmpty \(allowEmpty) multiline \(multiline)")
+        }
+    }
+
     @Test("token buckets allow the burst, then refill at the rate, per key")
     func rateLimiter() {
         let clock = ManualClock()
