@@ -98,6 +98,27 @@ public enum RelayFrames {
 
     /// `message.sent`: the commit happened.
     public static func sent(id: MessageID, clientMsgID: String, createdAt: Timestamp, duplicate: Bool) -> [UInt8] {
+        // The usual case, piece by piece: every string is an id, a token or a time.
+        if createdAt.milliseconds >= 0 && PlainFrameBytes.needsNoEscaping(clientMsgID) {
+            var f = PlainFrameBytes(capacity: 260 + clientMsgID.utf8.count)
+            f.literal(#"{"event":"message.sent","type":"message.sent","data":{"chat_id":""#)
+            f.fixed(count: 36) { id.chat.writeUUID(to: $0) }
+            f.literal(#"","client_msg_id":""#)
+            f.plain(clientMsgID)
+            f.literal(#"","message_id":""#)
+            f.fixed(count: 48) { id.write(to: $0) }
+            f.literal(#"","created_at":""#)
+            f.plain(createdAt.rfc3339)
+            f.literal(#"","timestamp":"#)
+            f.decimal(UInt64(createdAt.milliseconds))
+            f.literal(duplicate ? #","status":"sent","duplicate":true}}"# : #","status":"sent"}}"#)
+            return f.bytes
+        }
+        return sentGeneral(id: id, clientMsgID: clientMsgID, createdAt: createdAt, duplicate: duplicate)
+    }
+
+    /// `sent` through the general writer (any client_msg_id; the reference for tests).
+    static func sentGeneral(id: MessageID, clientMsgID: String, createdAt: Timestamp, duplicate: Bool) -> [UInt8] {
         OutboundFrame.make(ServerEvent.messageSent) { w in
             w.member("chat_id", id.chat)
             w.member("client_msg_id", clientMsgID)
@@ -124,6 +145,32 @@ public enum RelayFrames {
 
     /// The whole `message.status` frame in one pass (live receipts: no stored data to wrap).
     public static func statusFrame(
+        id: MessageID, receipts: [(user: TernID, status: ReceiptStatus)], aggregate: ReceiptStatus, at: String
+    ) -> [UInt8] {
+        // One recipient (every 1:1 receipt), piece by piece: ids, status names and a time
+        // the server formatted need no escaping.
+        if receipts.count == 1, let only = receipts.first, PlainFrameBytes.needsNoEscaping(at) {
+            var f = PlainFrameBytes(capacity: 300)
+            f.literal(#"{"event":"message.status","type":"message.status","data":{"message_id":""#)
+            f.fixed(count: 48) { id.write(to: $0) }
+            f.literal(#"","chat_id":""#)
+            f.fixed(count: 36) { id.chat.writeUUID(to: $0) }
+            f.literal(#"","user_id":""#)
+            f.fixed(count: 36) { only.user.writeUUID(to: $0) }
+            f.literal(#"","status":""#)
+            f.plain(only.status.name)
+            f.literal(#"","aggregate_status":""#)
+            f.plain(aggregate.name)
+            f.literal(#"","updated_at":""#)
+            f.plain(at)
+            f.literal(#""}}"#)
+            return f.bytes
+        }
+        return statusFrameGeneral(id: id, receipts: receipts, aggregate: aggregate, at: at)
+    }
+
+    /// `statusFrame` through the general writer (several receipts; the reference for tests).
+    static func statusFrameGeneral(
         id: MessageID, receipts: [(user: TernID, status: ReceiptStatus)], aggregate: ReceiptStatus, at: String
     ) -> [UInt8] {
         OutboundFrame.make(ServerEvent.messageStatus, capacity: 260 + (receipts.count > 1 ? 90 * receipts.count : 0)) { w in

@@ -248,3 +248,45 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 }
+
+/// Appends the pieces of a fixed-shape frame whose every string is known to need no JSON
+/// escaping (keys written as literals, ids, status names, times the server formats): the
+/// hottest frames (`message.sent`, `message.status`) without a general writer's per-member
+/// separator and escape checks. Callers must only pass such strings; tests compare the
+/// output with `JSONWriter`'s.
+public struct PlainFrameBytes {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Literal JSON text (a key, punctuation).
+    @inline(__always)
+    public mutating func literal(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// A string's bytes as they are (no quotes, no escaping).
+    public mutating func plain(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    /// `count` bytes written by `fill` (hex ids, UUIDs).
+    public mutating func fixed(count: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Void) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBufferPointer { fill($0.baseAddress! + start) }
+    }
+
+    public mutating func decimal(_ value: UInt64) {
+        JSONWriter.appendDecimal(value, to: &bytes)
+    }
+
+    /// Whether `text` can go through `plain` inside a JSON string: printable ASCII other
+    /// than `"` and `\`.
+    public static func needsNoEscaping(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }
+    }
+}

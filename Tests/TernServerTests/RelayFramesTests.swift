@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+import TernCore
+import TernStore
+
+@testable import TernRelay
+
+@Suite("Relay frames: the piecewise writers equal the general writer")
+struct RelayFramesTests {
+    @Test("message.sent and one-recipient message.status are byte for byte what JSONWriter writes")
+    func piecewiseEqualsGeneral() throws {
+        var rng = SystemRandomNumberGenerator()
+        let statuses: [ReceiptStatus] = [.sent, .delivered, .read]
+        let tokenCharacters = Array("abcXYZ019._:-")
+        for _ in 0..<2000 {
+            let id = MessageID(chat: TernID.random(), seq: UInt64.random(in: 1...UInt64(Int64.max), using: &rng))
+            let at = Timestamp(milliseconds: Int64.random(in: 0...4_000_000_000_000, using: &rng))
+            let clientID = String((0..<Int.random(in: 1...64, using: &rng)).map { _ in tokenCharacters.randomElement(using: &rng)! })
+            let duplicate = Bool.random(using: &rng)
+            #expect(
+                RelayFrames.sent(id: id, clientMsgID: clientID, createdAt: at, duplicate: duplicate)
+                    == RelayFrames.sentGeneral(id: id, clientMsgID: clientID, createdAt: at, duplicate: duplicate))
+            let receipts = [(user: TernID.random(), status: statuses.randomElement(using: &rng)!)]
+            let aggregate = statuses.randomElement(using: &rng)!
+            #expect(
+                RelayFrames.statusFrame(id: id, receipts: receipts, aggregate: aggregate, at: at.rfc3339)
+                    == RelayFrames.statusFrameGeneral(id: id, receipts: receipts, aggregate: aggregate, at: at.rfc3339))
+        }
+        // What the piecewise writer must not take goes the general way, escaped.
+        let id = MessageID(chat: TernID.random(), seq: 7)
+        let odd = #"quote"and\back"#
+        let frame = RelayFrames.sent(id: id, clientMsgID: odd, createdAt: Timestamp(milliseconds: 5), duplicate: false)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any])
+        #expect((parsed["data"] as? [String: Any])?["client_msg_id"] as? String == odd)
+    }
+}
