@@ -21,6 +21,18 @@ public enum RelayFrames {
     /// The `message.new` data of a stored message: the message's fields in the shape the
     /// seed's clients read (REST and WebSocket alike).
     public static func messageData(id: MessageID, record: MessageRecord, status: ReceiptStatus? = nil) -> [UInt8] {
+        if isPlain(record) {
+            var f = PlainFrameBytes(capacity: 320 + record.payload.count)
+            f.literal(#"{"message_id":""#)
+            f.fixed(count: 48) { id.write(to: $0) }
+            plainFieldsAfterID(&f, chat: id.chat, record: record, status: status ?? .sent)
+            return f.bytes
+        }
+        return messageDataGeneral(id: id, record: record, status: status)
+    }
+
+    /// `messageData` through the general writer (the reference for tests).
+    static func messageDataGeneral(id: MessageID, record: MessageRecord, status: ReceiptStatus? = nil) -> [UInt8] {
         var w = JSONWriter(capacity: 256 + record.payload.count)
         w.beginObject()
         messageFields(&w, id: id, record: record, status: status ?? .sent)
@@ -35,6 +47,12 @@ public enum RelayFrames {
         let tail: [UInt8]
 
         public init(chat: TernID, record: MessageRecord) {
+            if RelayFrames.isPlain(record) {
+                var f = PlainFrameBytes(capacity: 280 + record.payload.count)
+                RelayFrames.plainFieldsAfterID(&f, chat: chat, record: record, status: .sent)
+                tail = f.bytes
+                return
+            }
             var w = JSONWriter(capacity: 256 + record.payload.count)
             w.beginObject()
             w.member("message_id", "")
@@ -80,6 +98,41 @@ public enum RelayFrames {
     public static func messageFields(_ w: inout JSONWriter, id: MessageID, record: MessageRecord, status: ReceiptStatus) {
         w.member("message_id", id)
         messageFieldsAfterID(&w, chat: id.chat, record: record, status: status)
+    }
+
+    /// Whether every string field of `record` can be written without escaping (ids, tokens,
+    /// type names: always, unless the store holds something unusual) and its time is not
+    /// negative — then the piecewise writer below is byte for byte the general one.
+    static func isPlain(_ record: MessageRecord) -> Bool {
+        record.createdAt.milliseconds >= 0 && PlainFrameBytes.needsNoEscaping(record.clientMsgID)
+            && PlainFrameBytes.needsNoEscaping(record.kind) && PlainFrameBytes.needsNoEscaping(record.replyTo)
+    }
+
+    /// `messageFieldsAfterID` piece by piece, from just after the message id's value to the
+    /// closing brace: `","chat_id":…}`.
+    static func plainFieldsAfterID(_ f: inout PlainFrameBytes, chat: TernID, record: MessageRecord, status: ReceiptStatus) {
+        f.literal(#"","chat_id":""#)
+        f.fixed(count: 36) { chat.writeUUID(to: $0) }
+        f.literal(#"","sender_id":""#)
+        f.fixed(count: 36) { record.sender.writeUUID(to: $0) }
+        f.literal(#"","client_msg_id":""#)
+        f.plain(record.clientMsgID)
+        f.literal(#"","type":""#)
+        f.plain(record.kind)
+        f.literal(#"","payload":"#)
+        f.raw(record.payload)
+        if !record.replyTo.isEmpty {
+            f.literal(#","reply_to_message_id":""#)
+            f.plain(record.replyTo)
+            f.literal(#"""#)
+        }
+        f.literal(#","status":""#)
+        f.plain(status.name)
+        f.literal(#"","created_at":""#)
+        f.plain(record.createdAt.rfc3339)
+        f.literal(#"","timestamp":"#)
+        f.decimal(UInt64(record.createdAt.milliseconds))
+        f.literal(record.flags & MessageRecord.deletedFlag != 0 ? #","is_deleted":true}"# : #","is_deleted":false}"#)
     }
 
     static func messageFieldsAfterID(_ w: inout JSONWriter, chat: TernID, record: MessageRecord, status: ReceiptStatus) {

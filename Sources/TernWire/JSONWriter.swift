@@ -280,6 +280,11 @@ public struct PlainFrameBytes {
         bytes.withUnsafeMutableBufferPointer { fill($0.baseAddress! + start) }
     }
 
+    /// Serialized JSON as it is.
+    public mutating func raw(_ json: [UInt8]) {
+        bytes.append(contentsOf: json)
+    }
+
     public mutating func decimal(_ value: UInt64) {
         JSONWriter.appendDecimal(value, to: &bytes)
     }

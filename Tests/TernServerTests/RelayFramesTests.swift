@@ -7,7 +7,7 @@ import TernStore
 
 @Suite("Relay frames: the piecewise writers equal the general writer")
 struct RelayFramesTests {
-    @Test("message.sent and one-recipient message.status are byte for byte what JSONWriter writes")
+    @Test("message.sent, one-recipient message.status and message.new data are byte for byte what JSONWriter writes")
     func piecewiseEqualsGeneral() throws {
         var rng = SystemRandomNumberGenerator()
         let statuses: [ReceiptStatus] = [.sent, .delivered, .read]
@@ -25,6 +25,22 @@ struct RelayFramesTests {
             #expect(
                 RelayFrames.statusFrame(id: id, receipts: receipts, aggregate: aggregate, at: at.rfc3339)
                     == RelayFrames.statusFrameGeneral(id: id, receipts: receipts, aggregate: aggregate, at: at.rfc3339))
+        }
+        // message.new data, live (template) and from the history.
+        let kinds = ["text", "image", "location", "contact"]
+        for _ in 0..<2000 {
+            let id = MessageID(chat: TernID.random(), seq: UInt64.random(in: 1...1_000_000, using: &rng))
+            let payload = Array(#"{"body":"hi \"there\"","n":\#(Int.random(in: 0...9999, using: &rng))}"#.utf8)
+            let record = MessageRecord(
+                sender: TernID.random(), senderDevice: 3,
+                clientMsgID: String((0..<Int.random(in: 1...64, using: &rng)).map { _ in tokenCharacters.randomElement(using: &rng)! }),
+                kind: kinds.randomElement(using: &rng)!, payload: payload,
+                replyTo: Bool.random(using: &rng) ? MessageID(chat: id.chat, seq: 1).description : "",
+                createdAt: Timestamp(milliseconds: Int64.random(in: 0...4_000_000_000_000, using: &rng)), recipients: 1,
+                flags: Bool.random(using: &rng) ? MessageRecord.deletedFlag : 0)
+            let status = statuses.randomElement(using: &rng)!
+            #expect(RelayFrames.messageData(id: id, record: record, status: status) == RelayFrames.messageDataGeneral(id: id, record: record, status: status))
+            #expect(RelayFrames.MessageTemplate(chat: id.chat, record: record).data(id: id) == RelayFrames.messageDataGeneral(id: id, record: record))
         }
         // What the piecewise writer must not take goes the general way, escaped.
         let id = MessageID(chat: TernID.random(), seq: 7)
