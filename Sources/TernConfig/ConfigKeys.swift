@@ -108,7 +108,7 @@ public enum ConfigKeys {
         ConfigKey(name: "relay.window", kind: .int(1...100_000), defaultValue: "512",
                   help: "Message frames sent to one device and not yet acknowledged, at most; the rest wait in its mailbox."),
         ConfigKey(name: "relay.drain_page", kind: .int(1...10_000), defaultValue: "256",
-                  help: "Mailbox entries read per step while a device catches up."),
+                  help: "Mailbox entries read per step while a device catches up; the next page is read while half of the current one is still to send."),
         ConfigKey(name: "relay.ping_interval", kind: .duration(1...3600), defaultValue: "25s",
                   help: "WebSocket pings go to connections quiet for this long."),
         ConfigKey(name: "relay.idle_timeout", kind: .duration(5...86400), defaultValue: "75s",
