@@ -95,6 +95,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         case .binary:
             send(OutboundFrame.error(code: "UNSUPPORTED_FRAME", message: "binary frames are not supported; send JSON text frames", ref: nil))
         case .ping(let payload):
+            writePending()
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
         case .pong:
             break
@@ -108,6 +109,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
     func channelReadComplete(context: ChannelHandlerContext) {
         session?.flushAcks()
+        writePending()
         context.flush()
         context.fireChannelReadComplete()
     }
@@ -154,6 +156,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         } else if quiet >= interval && now - lastPing >= interval {
             lastPing = now
             let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
+            writePending()
             context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
         }
     }
@@ -170,15 +173,38 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
     func send(_ frame: [UInt8]) {
         guard let context, !closing, admit(frame.count) else { return }
-        var buffer = context.channel.allocator.buffer(capacity: frame.count + Self.headerRoom)
-        Self.writeTextHeader(length: frame.count, into: &buffer)
-        buffer.writeBytes(frame)
-        guard let rawContext = raw.context else {
+        guard raw.context != nil else {
             // Not in a pipeline with the raw writer (cannot happen after the upgrade).
-            buffer.moveReaderIndex(forwardBy: buffer.readableBytes - frame.count)
+            let buffer = context.channel.allocator.buffer(bytes: frame)
             context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
             return
         }
+        appendFrame(length: frame.count) { $0.writeBytes(frame) }
+    }
+
+    /// Text frames written since the last flush, in order, going to the socket as one buffer
+    /// at the next flush: one pipeline write and one iovec per connection and loop pass
+    /// instead of one per frame (a sender gets `message.sent` and `message.status` frames
+    /// together). Anything written past the raw writer (pings, pongs, close) first writes
+    /// these out, so the order of frames on the wire stays the order they were sent.
+    private var pending: ByteBuffer?
+    /// Pending bytes written out without waiting for the flush (writability, and with it
+    /// the slow-consumer accounting, only sees written bytes).
+    private static let pendingLimit = 64 << 10
+
+    private func appendFrame(length: Int, _ payload: (inout ByteBuffer) -> Void) {
+        guard let context else { return }
+        if pending == nil { pending = context.channel.allocator.buffer(capacity: length + Self.headerRoom) }
+        Self.writeTextHeader(length: length, into: &pending!)
+        payload(&pending!)
+        if pending!.readableBytes >= Self.pendingLimit { writePending() }
+    }
+
+    /// Hands the pending frames to the socket (not flushed).
+    private func writePending() {
+        guard let buffer = pending else { return }
+        pending = nil
+        guard let rawContext = raw.context else { return }
         rawContext.write(NIOAny(buffer), promise: nil)
     }
 
@@ -187,7 +213,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     /// allocation and one copy of the data per delivery. Event names are server constants
     /// (no escaping); anything else takes the general path.
     func sendStored(event: String, seq: UInt64, data: [UInt8]) {
-        guard let context, !closing, let rawContext = raw.context, StoredEnvelope.isPlain(event) else {
+        guard let context, !closing, raw.context != nil, StoredEnvelope.isPlain(event) else {
             send(OutboundFrame.wrap(event, seq: seq, data: data))
             return
         }
@@ -195,19 +221,18 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         let length = StoredEnvelope.eventKey.count + 2 * event.utf8.count + StoredEnvelope.typeKey.count + 1
             + StoredEnvelope.seqKey.count + digits.utf8.count + StoredEnvelope.dataKey.count + data.count + 1
         guard admit(length) else { return }
-        var buffer = context.channel.allocator.buffer(capacity: length + Self.headerRoom)
-        Self.writeTextHeader(length: length, into: &buffer)
-        buffer.writeBytes(StoredEnvelope.eventKey)
-        buffer.writeString(event)
-        buffer.writeBytes(StoredEnvelope.typeKey)
-        buffer.writeString(event)
-        buffer.writeInteger(UInt8(ascii: "\""))
-        buffer.writeBytes(StoredEnvelope.seqKey)
-        buffer.writeString(digits)
-        buffer.writeBytes(StoredEnvelope.dataKey)
-        buffer.writeBytes(data)
-        buffer.writeInteger(UInt8(ascii: "}"))
-        rawContext.write(NIOAny(buffer), promise: nil)
+        appendFrame(length: length) { buffer in
+            buffer.writeBytes(StoredEnvelope.eventKey)
+            buffer.writeString(event)
+            buffer.writeBytes(StoredEnvelope.typeKey)
+            buffer.writeString(event)
+            buffer.writeInteger(UInt8(ascii: "\""))
+            buffer.writeBytes(StoredEnvelope.seqKey)
+            buffer.writeString(digits)
+            buffer.writeBytes(StoredEnvelope.dataKey)
+            buffer.writeBytes(data)
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
     }
 
     /// Counts `bytes` queued while the socket is backed up; false (and the connection cut)
@@ -237,6 +262,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     func flush() {
+        writePending()
         context?.flush()
     }
 
@@ -254,6 +280,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
         data.writeString(String(reason.prefix(120)))
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
         let channel = context.channel
+        writePending()
         context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in
             channel.close(promise: nil)
         }
