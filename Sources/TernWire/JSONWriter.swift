@@ -292,6 +292,10 @@ public struct PlainFrameBytes {
     /// Whether `text` can go through `plain` inside a JSON string: printable ASCII other
     /// than `"` and `\`.
     public static func needsNoEscaping(_ text: String) -> Bool {
-        text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }
+        var text = text
+        return text.withUTF8 { utf8 in
+            for byte in utf8 where byte < 0x20 || byte >= 0x7F || byte == 0x22 || byte == 0x5C { return false }
+            return true
+        }
     }
 }
