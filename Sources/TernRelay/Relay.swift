@@ -276,7 +276,9 @@ public final class Relay: Sendable {
     private static func advance(_ tx: WriteTx, _ reached: [Reached], now: Timestamp) throws -> [Advance] {
         var out: [Advance] = []
         for (id, items) in grouped(reached, by: \.id) {
-            guard let sender = try tx.messageSender(id) else { continue }
+            // The record is read once: its sender now, its counters patched below.
+            guard let stored = try tx.messageBytes(id) else { continue }
+            let sender = try stored.withUnsafeBytes { buffer throws(StoreError) in try MessageRecord.decodeSender(buffer) }
             var delivered: UInt32 = 0
             var read: UInt32 = 0
             var advanced: [Reached] = []
@@ -301,7 +303,7 @@ public final class Relay: Sendable {
                 try tx.putReceipt(id, user: item.user, receipt)
                 advanced.append(item)
             }
-            guard !advanced.isEmpty, let counted = try tx.countReceipts(id, delivered: delivered, read: read) else { continue }
+            guard !advanced.isEmpty, let counted = try tx.countReceipts(id, stored: stored, delivered: delivered, read: read) else { continue }
             for item in advanced {
                 out.append(Advance(id: id, sender: sender, user: item.user, status: item.status, aggregate: counted.aggregate))
             }

@@ -271,8 +271,21 @@ extension WriteTx {
     /// `countReceipt` for several recipients at once: one read and one write of the record
     /// for all the acknowledgements of a message in one write request.
     public func countReceipts(_ id: MessageID, delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        guard let value = try messageBytes(id) else { return nil }
+        return try countReceipts(id, stored: value, delivered: delivered, read: read)
+    }
+
+    /// The stored bytes of message `id`: read once by a step that needs the sender first
+    /// (`MessageRecord.decodeSender`) and then patches the counters (`countReceipts(_:stored:…)`).
+    public func messageBytes(_ id: MessageID) throws -> [UInt8]? {
+        try bytes(tables.messages, id.key)
+    }
+
+    /// `countReceipts` on bytes already read in this transaction by `messageBytes` (nothing
+    /// wrote the message since).
+    public func countReceipts(_ id: MessageID, stored: [UInt8], delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
         let key = id.key
-        guard var value = try bytes(tables.messages, key) else { return nil }
+        var value = stored
         // version (1) | sender (16) | … | recipients (4) | delivered (4) | read (4) | flags (1)
         guard value.count >= 1 + 16 + 13, value[0] == MessageRecord.layoutVersion else {
             guard var record = try message(id) else { return nil }  // another layout: decode it
