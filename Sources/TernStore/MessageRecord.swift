@@ -218,11 +218,6 @@ extension ReadTx {
         try record(MessageRecord.self, in: tables.messages, at: id.key)
     }
 
-    /// Only the sender of a stored message (nil if there is none).
-    public func messageSender(_ id: MessageID) throws -> TernID? {
-        try raw.withValue(tables.messages, id.key) { buffer throws(StoreError) in try MessageRecord.decodeSender(buffer) }
-    }
-
     /// Messages of `chat` with `lower <= seq < upper`, newest first if `newestFirst`, at most
     /// `limit`.
     public func messages(chat: TernID, from lower: UInt64, to upper: UInt64, newestFirst: Bool, limit: Int) throws -> [(seq: UInt64, record: MessageRecord)] {
