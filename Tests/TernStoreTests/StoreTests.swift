@@ -203,7 +203,7 @@ struct StoreTests {
         expected.delivered = 2
         expected.read = 2
         #expect(try store.readNow { try $0.message(id) } == expected)
-        #expect(try store.readNow { try $0.messageSender(id) } == sender)
+        #expect(try store.readNow { try $0.message(id)?.sender } == sender)
         let missing = try await store.write { try $0.countReceipt(MessageID(chat: id.chat, seq: 8), delivered: true, read: false) }
         #expect(missing == nil)
         await store.close()
