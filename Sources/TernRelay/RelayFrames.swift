@@ -31,6 +31,17 @@ public enum RelayFrames {
         return messageDataGeneral(id: id, record: record, status: status)
     }
 
+    /// `messageData` (status "sent") from a record read in place; nil unless every string
+    /// field is plain and the time not negative (then the decoded record's way is taken).
+    static func messageData(id: MessageID, view: StoredMessageView) -> [UInt8]? {
+        guard view.isPlain else { return nil }
+        var f = PlainFrameBytes(capacity: 320 + view.payload.count)
+        f.literal(#"{"message_id":""#)
+        f.fixed(count: 48) { id.write(to: $0) }
+        plainFieldsAfterID(&f, chat: id.chat, view, status: .sent)
+        return f.bytes
+    }
+
     /// `messageData` through the general writer (the reference for tests).
     static func messageDataGeneral(id: MessageID, record: MessageRecord, status: ReceiptStatus? = nil) -> [UInt8] {
         var w = JSONWriter(capacity: 256 + record.payload.count)
@@ -80,6 +91,13 @@ public enum RelayFrames {
     /// it — byte for byte what the live `message.new` carried.
     public static func storedData(_ entry: MailboxEntry, in tx: ReadTx) throws -> [UInt8] {
         guard entry.kind == .message, entry.data.isEmpty else { return entry.data }
+        // Straight from the stored bytes when every string is plain (always, in practice);
+        // otherwise, or for another layout, through the decoded record.
+        let inPlace = try tx.withStoredMessage(entry.message) { view -> [UInt8]? in
+            guard let view else { return nil }
+            return messageData(id: entry.message, view: view)
+        }
+        if let data = inPlace ?? nil { return data }
         guard let record = try tx.message(entry.message) else {
             // The history never loses messages; a damaged store still drains (and the
             // acknowledgement still removes the entry) instead of wedging the device.
@@ -111,28 +129,46 @@ public enum RelayFrames {
     /// `messageFieldsAfterID` piece by piece, from just after the message id's value to the
     /// closing brace: `","chat_id":…}`.
     static func plainFieldsAfterID(_ f: inout PlainFrameBytes, chat: TernID, record: MessageRecord, status: ReceiptStatus) {
+        var clientMsgID = record.clientMsgID
+        var kind = record.kind
+        var replyTo = record.replyTo
+        clientMsgID.withUTF8 { c in
+            kind.withUTF8 { k in
+                replyTo.withUTF8 { r in
+                    record.payload.withUnsafeBytes { p in
+                        let fields = StoredMessageView(
+                            sender: record.sender, clientMsgID: UnsafeRawBufferPointer(c), kind: UnsafeRawBufferPointer(k), payload: p,
+                            replyTo: UnsafeRawBufferPointer(r), createdAt: record.createdAt, flags: record.flags)
+                        plainFieldsAfterID(&f, chat: chat, fields, status: status)
+                    }
+                }
+            }
+        }
+    }
+
+    private static func plainFieldsAfterID(_ f: inout PlainFrameBytes, chat: TernID, _ m: StoredMessageView, status: ReceiptStatus) {
         f.literal(#"","chat_id":""#)
         f.fixed(count: 36) { chat.writeUUID(to: $0) }
         f.literal(#"","sender_id":""#)
-        f.fixed(count: 36) { record.sender.writeUUID(to: $0) }
+        f.fixed(count: 36) { m.sender.writeUUID(to: $0) }
         f.literal(#"","client_msg_id":""#)
-        f.plain(record.clientMsgID)
+        f.raw(m.clientMsgID)
         f.literal(#"","type":""#)
-        f.plain(record.kind)
+        f.raw(m.kind)
         f.literal(#"","payload":"#)
-        f.raw(record.payload)
-        if !record.replyTo.isEmpty {
+        f.raw(m.payload)
+        if !m.replyTo.isEmpty {
             f.literal(#","reply_to_message_id":""#)
-            f.plain(record.replyTo)
+            f.raw(m.replyTo)
             f.literal(#"""#)
         }
         f.literal(#","status":""#)
         f.plain(status.name)
         f.literal(#"","created_at":""#)
-        f.plain(record.createdAt.rfc3339)
+        f.plain(m.createdAt.rfc3339)
         f.literal(#"","timestamp":"#)
-        f.decimal(UInt64(record.createdAt.milliseconds))
-        f.literal(record.flags & MessageRecord.deletedFlag != 0 ? #","is_deleted":true}"# : #","is_deleted":false}"#)
+        f.decimal(UInt64(m.createdAt.milliseconds))
+        f.literal(m.flags & MessageRecord.deletedFlag != 0 ? #","is_deleted":true}"# : #","is_deleted":false}"#)
     }
 
     static func messageFieldsAfterID(_ w: inout JSONWriter, chat: TernID, record: MessageRecord, status: ReceiptStatus) {
@@ -299,5 +335,13 @@ extension JSONWriter {
     /// A message id member without an intermediate string.
     mutating func member(_ k: String, _ id: MessageID) {
         asciiMember(k, count: 48) { id.write(to: $0) }
+    }
+}
+
+extension StoredMessageView {
+    /// Whether the piecewise writer may take these fields: plain strings, a time not negative.
+    fileprivate var isPlain: Bool {
+        createdAt.milliseconds >= 0 && PlainFrameBytes.needsNoEscaping(clientMsgID) && PlainFrameBytes.needsNoEscaping(kind)
+            && PlainFrameBytes.needsNoEscaping(replyTo)
     }
 }

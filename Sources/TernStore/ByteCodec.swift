@@ -115,6 +115,13 @@ public struct ByteReader {
         return Array(try take(n))
     }
 
+    /// A length-prefixed field (`data` or `string`) as a view into the buffer, not copied
+    /// and not validated.
+    public mutating func field() throws(StoreError) -> UnsafeRawBufferPointer {
+        let n = Int(try u32())
+        return try take(n)
+    }
+
     public mutating func string() throws(StoreError) -> String {
         let n = Int(try u32())
         let b = try take(n)

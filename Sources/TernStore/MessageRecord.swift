@@ -166,6 +166,55 @@ public struct MessageRecord: StoreRecord, Equatable {
     }
 }
 
+/// A stored layout-1 message record read in place: its fields as views into the stored
+/// bytes, valid only inside the read transaction's closure. A drained `message.new` is
+/// written from it without building a `MessageRecord` (four allocations and UTF-8
+/// validation per message); strings are unvalidated bytes, so a writer must check what it
+/// copies (`RelayFrames` takes only printable ASCII this way and decodes anything else).
+public struct StoredMessageView {
+    public let sender: TernID
+    public let clientMsgID: UnsafeRawBufferPointer
+    public let kind: UnsafeRawBufferPointer
+    public let payload: UnsafeRawBufferPointer
+    public let replyTo: UnsafeRawBufferPointer
+    public let createdAt: Timestamp
+    public let flags: UInt8
+
+    /// The same fields from elsewhere (a decoded record's strings, for one shared writer).
+    public init(
+        sender: TernID, clientMsgID: UnsafeRawBufferPointer, kind: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+        replyTo: UnsafeRawBufferPointer, createdAt: Timestamp, flags: UInt8
+    ) {
+        (self.sender, self.clientMsgID, self.kind, self.payload) = (sender, clientMsgID, kind, payload)
+        (self.replyTo, self.createdAt, self.flags) = (replyTo, createdAt, flags)
+    }
+
+    /// Nil for another layout version (decode those with `MessageRecord`).
+    public init?(_ buffer: UnsafeRawBufferPointer) throws(StoreError) {
+        var r = ByteReader(buffer, what: "MessageRecord")
+        guard try r.u8() == MessageRecord.layoutVersion else { return nil }
+        sender = try r.id()
+        _ = try r.u64()
+        clientMsgID = try r.field()
+        kind = try r.field()
+        payload = try r.field()
+        replyTo = try r.field()
+        createdAt = try r.timestamp()
+        _ = try r.u32()
+        _ = try r.u32()
+        _ = try r.u32()
+        flags = try r.u8()
+    }
+}
+
+extension ReadTx {
+    /// `body` over message `id` read in place (nil: no such message). `body` gets nil for a
+    /// record of another layout version.
+    public func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
+        try raw.withValue(tables.messages, id.key) { buffer in try body(try StoredMessageView(buffer)) }
+    }
+}
+
 /// Delivery state of a message for one recipient.
 public enum ReceiptStatus: UInt8, Sendable, Comparable {
     case sent = 0

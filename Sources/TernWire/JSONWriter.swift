@@ -285,6 +285,17 @@ public struct PlainFrameBytes {
         bytes.append(contentsOf: json)
     }
 
+    /// Bytes as they are (serialized JSON, or string content that `needsNoEscaping`).
+    public mutating func raw(_ buffer: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: buffer)
+    }
+
+    /// `needsNoEscaping` for bytes.
+    public static func needsNoEscaping(_ buffer: UnsafeRawBufferPointer) -> Bool {
+        for byte in buffer where byte < 0x20 || byte >= 0x7F || byte == 0x22 || byte == 0x5C { return false }
+        return true
+    }
+
     public mutating func decimal(_ value: UInt64) {
         JSONWriter.appendDecimal(value, to: &bytes)
     }

@@ -7,7 +7,7 @@ import TernStore
 
 @Suite("Relay frames: the piecewise writers equal the general writer")
 struct RelayFramesTests {
-    @Test("message.sent, one-recipient message.status and message.new data are byte for byte what JSONWriter writes")
+    @Test("message.sent, one-recipient message.status and message.new data (live, and drained in place) are byte for byte what JSONWriter writes")
     func piecewiseEqualsGeneral() throws {
         var rng = SystemRandomNumberGenerator()
         let statuses: [ReceiptStatus] = [.sent, .delivered, .read]
@@ -41,6 +41,11 @@ struct RelayFramesTests {
             let status = statuses.randomElement(using: &rng)!
             #expect(RelayFrames.messageData(id: id, record: record, status: status) == RelayFrames.messageDataGeneral(id: id, record: record, status: status))
             #expect(RelayFrames.MessageTemplate(chat: id.chat, record: record).data(id: id) == RelayFrames.messageDataGeneral(id: id, record: record))
+            // Drained: written from the stored bytes in place.
+            let inPlace = try record.encoded().withUnsafeBytes { buffer in
+                try StoredMessageView(buffer).flatMap { RelayFrames.messageData(id: id, view: $0) }
+            }
+            #expect(inPlace == RelayFrames.messageDataGeneral(id: id, record: record))
         }
         // What the piecewise writer must not take goes the general way, escaped.
         let id = MessageID(chat: TernID.random(), seq: 7)
