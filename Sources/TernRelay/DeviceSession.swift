@@ -164,6 +164,13 @@ public final class DeviceSession: @unchecked Sendable {
         relay.outbox.post(eventLoop) { self.send(frame) }
     }
 
+    /// Several such frames, in order, in one hand-over.
+    func deliverTransient(_ frames: [[UInt8]]) {
+        relay.outbox.post(eventLoop) {
+            for frame in frames { self.send(frame) }
+        }
+    }
+
     private func acceptStored(_ item: Buffered) {
         switch phase {
         case .closed:

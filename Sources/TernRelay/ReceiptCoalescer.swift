@@ -60,11 +60,26 @@ final class ReceiptCoalescer: @unchecked Sendable {
 
     private func flush() {
         guard !order.isEmpty else { return }
+        // Frames gathered per device, so that each connected sender device is looked up and
+        // handed its receipts once per commit (a drained backlog acknowledges hundreds of its
+        // messages in one commit).
+        var outgoing: [(device: UInt64, frames: [[UInt8]])] = []
+        var slot: [UInt64: Int] = [:]
         for message in order {
             guard let live = pending[message] else { continue }
             let frame = RelayFrames.statusFrame(id: message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
-            for device in live.devices { registry.session(device: device)?.deliverTransient(frame) }
+            for device in live.devices {
+                if let last = outgoing.last, last.device == device {
+                    outgoing[outgoing.count - 1].frames.append(frame)
+                } else if let at = slot[device] {
+                    outgoing[at].frames.append(frame)
+                } else {
+                    slot[device] = outgoing.count
+                    outgoing.append((device, [frame]))
+                }
+            }
         }
+        for (device, frames) in outgoing { registry.session(device: device)?.deliverTransient(frames) }
         order.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
         positions.removeAll(keepingCapacity: true)

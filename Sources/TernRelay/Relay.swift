@@ -253,15 +253,6 @@ public final class Relay: Sendable {
         var live: LiveReceipts?
     }
 
-    /// A recipient's state that advanced in the current write.
-    private struct Advance {
-        var id: MessageID
-        var sender: TernID
-        var user: TernID
-        var status: ReceiptStatus
-        var aggregate: ReceiptStatus
-    }
-
     /// A recipient who may have reached a state.
     private struct Reached {
         var id: MessageID
@@ -269,24 +260,28 @@ public final class Relay: Sendable {
         var status: ReceiptStatus
     }
 
-    /// Records each recipient's new state (where it advanced) and updates the messages'
-    /// counters: per message, the sender is read and the counters written once, however many
-    /// of its recipients advanced in this write (a group message's acknowledgements arrive
-    /// together). Returns what advanced, in order.
-    private static func advance(_ tx: WriteTx, _ reached: [Reached], now: Timestamp) throws -> [Advance] {
-        var out: [Advance] = []
+    /// Records each recipient's new state (where it advanced), updates the messages'
+    /// counters, and returns the receipts for the senders' devices: live for connected ones,
+    /// in the mailbox for the others. Per message, the record is read and its counters
+    /// written once, and one `message.status` goes out, however many of its recipients
+    /// advanced in this write: the members of a group travel together in its `receipts` (a
+    /// group message acknowledged by 100 members is a handful of frames to its sender, not
+    /// 100). In the order the messages were first reached.
+    private static func receiptNotices(_ tx: WriteTx, _ reached: [Reached], now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
+        var notices: [ReceiptNotice] = []
+        var stamp: String?
         for (id, items) in grouped(reached, by: \.id) {
             // The record is read once: its sender now, its counters patched below.
             guard let stored = try tx.messageBytes(id) else { continue }
             let sender = try stored.withUnsafeBytes { buffer throws(StoreError) in try MessageRecord.decodeSender(buffer) }
             var delivered: UInt32 = 0
             var read: UInt32 = 0
-            var advanced: [Reached] = []
+            var advanced: [(user: TernID, status: ReceiptStatus)] = []
             for item in items where item.user != sender {
                 if item.status == .delivered, try tx.insertReceipt(id, user: item.user, ReceiptRecord(status: .delivered, deliveredAt: now)) {
                     // The usual first acknowledgement: no receipt yet, stored in one step.
                     delivered += 1
-                    advanced.append(item)
+                    advanced.append((item.user, item.status))
                     continue
                 }
                 var receipt = try tx.receipt(id, user: item.user) ?? ReceiptRecord(status: .sent)
@@ -301,41 +296,24 @@ public final class Relay: Sendable {
                 }
                 receipt.status = item.status
                 try tx.putReceipt(id, user: item.user, receipt)
-                advanced.append(item)
+                advanced.append((item.user, item.status))
             }
             guard !advanced.isEmpty, let counted = try tx.countReceipts(id, stored: stored, delivered: delivered, read: read) else { continue }
-            for item in advanced {
-                out.append(Advance(id: id, sender: sender, user: item.user, status: item.status, aggregate: counted.aggregate))
-            }
-        }
-        return out
-    }
-
-    /// The receipts of one write for the senders' devices: live for connected ones, in the
-    /// mailbox for the others. One `message.status` per message: the members of a group whose
-    /// state advanced in the same write travel together in its `receipts` (a group message
-    /// acknowledged by 100 members is a handful of frames to its sender, not 100).
-    private static func notices(_ advances: [Advance], _ tx: WriteTx, now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
-        guard !advances.isEmpty else { return [] }
-        let stamp = now.rfc3339
-        var notices: [ReceiptNotice] = []
-        for (id, group) in grouped(advances, by: \.id) {
-            guard let last = group.last else { continue }
-            let receipts = group.map { (user: $0.user, status: $0.status) }
-            let devices = try tx.cachedActiveDevices(of: last.sender)
+            let at = stamp ?? now.rfc3339
+            stamp = at
             var notice = ReceiptNotice(message: id, stored: [], data: [], live: nil)
             var live: [UInt64] = []
-            for device in devices {
+            for device in try tx.cachedActiveDevices(of: sender) {
                 if registry.isOnline(device: device) {
                     live.append(device)
                     continue
                 }
-                if notice.data.isEmpty { notice.data = RelayFrames.statusData(id: id, receipts: receipts, aggregate: last.aggregate, at: stamp) }
-                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: id, sender: last.sender, enqueuedAt: now)
+                if notice.data.isEmpty { notice.data = RelayFrames.statusData(id: id, receipts: advanced, aggregate: counted.aggregate, at: at) }
+                let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: id, sender: sender, enqueuedAt: now)
                 notice.stored.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
             }
             if !live.isEmpty {
-                notice.live = LiveReceipts(message: id, devices: live, receipts: receipts, aggregate: last.aggregate, at: stamp)
+                notice.live = LiveReceipts(message: id, devices: live, receipts: advanced, aggregate: counted.aggregate, at: at)
             }
             notices.append(notice)
         }
@@ -385,7 +363,7 @@ public final class Relay: Sendable {
                     logger.warning("acknowledgement not stored", metadata: ["relay.device": "\(batch.identity.deviceNumber)", "relay.error": "\(error)"])
                 }
             }
-            return try Self.notices(Self.advance(tx, reached, now: now), tx, now: now, registry: registry)
+            return try Self.receiptNotices(tx, reached, now: now, registry: registry)
         }) { result in
             switch result {
             case .success(let notices):
@@ -444,7 +422,7 @@ public final class Relay: Sendable {
                 let status: ReceiptStatus = readerReceipts && senderAllows ? .read : .delivered
                 reached.append(Reached(id: MessageID(chat: chat, seq: seq), user: user, status: status))
             }
-            return try Self.notices(Self.advance(tx, reached, now: now), tx, now: now, registry: registry)
+            return try Self.receiptNotices(tx, reached, now: now, registry: registry)
         }) { result in
             switch result {
             case .success(let notices):
