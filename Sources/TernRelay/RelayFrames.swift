@@ -21,24 +21,19 @@ public enum RelayFrames {
     /// The `message.new` data of a stored message: the message's fields in the shape the
     /// seed's clients read (REST and WebSocket alike).
     public static func messageData(id: MessageID, record: MessageRecord, status: ReceiptStatus? = nil) -> [UInt8] {
-        if isPlain(record) {
-            var f = PlainFrameBytes(capacity: 320 + record.payload.count)
-            f.literal(#"{"message_id":""#)
-            f.fixed(count: 48) { id.write(to: $0) }
-            plainFieldsAfterID(&f, chat: id.chat, record: record, status: status ?? .sent)
-            return f.bytes
-        }
-        return messageDataGeneral(id: id, record: record, status: status)
+        withView(record) { messageData(id: id, view: $0, status: status ?? .sent) }
+            ?? messageDataGeneral(id: id, record: record, status: status)
     }
 
-    /// `messageData` (status "sent") from a record read in place; nil unless every string
-    /// field is plain and the time not negative (then the decoded record's way is taken).
-    static func messageData(id: MessageID, view: StoredMessageView) -> [UInt8]? {
+    /// `messageData` from a record's fields as bytes (read in place from the store, or
+    /// `withView`); nil unless every string field is plain and the time not negative (then
+    /// the decoded record goes through the general writer).
+    static func messageData(id: MessageID, view: StoredMessageView, status: ReceiptStatus = .sent) -> [UInt8]? {
         guard view.isPlain else { return nil }
         var f = PlainFrameBytes(capacity: 320 + view.payload.count)
         f.literal(#"{"message_id":""#)
         f.fixed(count: 48) { id.write(to: $0) }
-        plainFieldsAfterID(&f, chat: id.chat, view, status: .sent)
+        plainFieldsAfterID(&f, chat: id.chat, view, status: status)
         return f.bytes
     }
 
@@ -58,10 +53,14 @@ public enum RelayFrames {
         let tail: [UInt8]
 
         public init(chat: TernID, record: MessageRecord) {
-            if RelayFrames.isPlain(record) {
+            let plain = RelayFrames.withView(record) { view -> [UInt8]? in
+                guard view.isPlain else { return nil }
                 var f = PlainFrameBytes(capacity: 280 + record.payload.count)
-                RelayFrames.plainFieldsAfterID(&f, chat: chat, record: record, status: .sent)
-                tail = f.bytes
+                RelayFrames.plainFieldsAfterID(&f, chat: chat, view, status: .sent)
+                return f.bytes
+            }
+            if let plain {
+                tail = plain
                 return
             }
             var w = JSONWriter(capacity: 256 + record.payload.count)
@@ -118,34 +117,27 @@ public enum RelayFrames {
         messageFieldsAfterID(&w, chat: id.chat, record: record, status: status)
     }
 
-    /// Whether every string field of `record` can be written without escaping (ids, tokens,
-    /// type names: always, unless the store holds something unusual) and its time is not
-    /// negative — then the piecewise writer below is byte for byte the general one.
-    static func isPlain(_ record: MessageRecord) -> Bool {
-        record.createdAt.milliseconds >= 0 && PlainFrameBytes.needsNoEscaping(record.clientMsgID)
-            && PlainFrameBytes.needsNoEscaping(record.kind) && PlainFrameBytes.needsNoEscaping(record.replyTo)
-    }
-
-    /// `messageFieldsAfterID` piece by piece, from just after the message id's value to the
-    /// closing brace: `","chat_id":…}`.
-    static func plainFieldsAfterID(_ f: inout PlainFrameBytes, chat: TernID, record: MessageRecord, status: ReceiptStatus) {
+    /// `body` over `record`'s fields as bytes, the form the piecewise writer takes (one
+    /// writer for decoded records and for records read in place).
+    static func withView<T>(_ record: MessageRecord, _ body: (StoredMessageView) -> T) -> T {
         var clientMsgID = record.clientMsgID
         var kind = record.kind
         var replyTo = record.replyTo
-        clientMsgID.withUTF8 { c in
+        return clientMsgID.withUTF8 { c in
             kind.withUTF8 { k in
                 replyTo.withUTF8 { r in
                     record.payload.withUnsafeBytes { p in
-                        let fields = StoredMessageView(
+                        body(StoredMessageView(
                             sender: record.sender, clientMsgID: UnsafeRawBufferPointer(c), kind: UnsafeRawBufferPointer(k), payload: p,
-                            replyTo: UnsafeRawBufferPointer(r), createdAt: record.createdAt, flags: record.flags)
-                        plainFieldsAfterID(&f, chat: chat, fields, status: status)
+                            replyTo: UnsafeRawBufferPointer(r), createdAt: record.createdAt, flags: record.flags))
                     }
                 }
             }
         }
     }
 
+    /// `messageFieldsAfterID` piece by piece, from just after the message id's value to the
+    /// closing brace: `","chat_id":…}`.
     private static func plainFieldsAfterID(_ f: inout PlainFrameBytes, chat: TernID, _ m: StoredMessageView, status: ReceiptStatus) {
         f.literal(#"","chat_id":""#)
         f.fixed(count: 36) { chat.writeUUID(to: $0) }
