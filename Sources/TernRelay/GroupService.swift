@@ -64,17 +64,10 @@ extension WriteTx {
     /// users, in order) except the device `skipping`: the fan-out of messages and group
     /// events.
     func fanOut(_ encoded: [UInt8], to users: [TernID], skipping: UInt64? = nil) throws -> [MailboxDelivery] {
-        try fanOut(encoded, to: users, skipping: skipping) { try cachedActiveDevices(of: $0) }
-    }
-
-    /// `fanOut` with the users' devices from `devices` (a caller may remember them across sends).
-    func fanOut(
-        _ encoded: [UInt8], to users: [TernID], skipping: UInt64?, devices: (TernID) throws -> [UInt64]
-    ) throws -> [MailboxDelivery] {
         var deliveries: [MailboxDelivery] = []
         deliveries.reserveCapacity(users.count)
         for user in users {
-            for device in try devices(user) where device != skipping {
+            for device in try cachedActiveDevices(of: user) where device != skipping {
                 deliveries.append(MailboxDelivery(device: device, seq: try appendToMailbox(device: device, encoded: encoded)))
             }
         }

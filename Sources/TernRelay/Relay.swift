@@ -235,9 +235,7 @@ public final class Relay: Sendable {
         // history — not once per member device (a 100-member group wrote 45 KB of mailbox
         // pages per message, then deleted them on the acknowledgements).
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now).encoded()
-        let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber) { user in
-            try tx.cachedActiveDevices(of: user)
-        }
+        let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber)
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
 

@@ -309,14 +309,8 @@ extension WriteTx {
     /// so the value is copied and patched. Returns the sender and the new aggregate, or nil
     /// if there is no such message.
     public func countReceipt(_ id: MessageID, delivered: Bool, read: Bool) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
-        try countReceipts(id, delivered: delivered ? 1 : 0, read: read ? 1 : 0)
-    }
-
-    /// `countReceipt` for several recipients at once: one read and one write of the record
-    /// for all the acknowledgements of a message in one write request.
-    public func countReceipts(_ id: MessageID, delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
         guard let value = try messageBytes(id) else { return nil }
-        return try countReceipts(id, stored: value, delivered: delivered, read: read)
+        return try countReceipts(id, stored: value, delivered: delivered ? 1 : 0, read: read ? 1 : 0)
     }
 
     /// The stored bytes of message `id`: read once by a step that needs the sender first
@@ -325,8 +319,9 @@ extension WriteTx {
         try bytes(tables.messages, id.key)
     }
 
-    /// `countReceipts` on bytes already read in this transaction by `messageBytes` (nothing
-    /// wrote the message since).
+    /// `countReceipt` for several recipients at once, on bytes already read in this
+    /// transaction by `messageBytes` (nothing wrote the message since): one read and one
+    /// write of the record for all the acknowledgements of a message in one write request.
     public func countReceipts(_ id: MessageID, stored: [UInt8], delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
         let key = id.key
         var value = stored
