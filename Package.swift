@@ -37,7 +37,7 @@ var targets: [Target] = [
     .target(name: "TernCore", swiftSettings: strict),
 
     // Wire formats: strict JSON parser/writer, WebSocket frame envelope.
-    .target(name: "TernWire", swiftSettings: strict),
+    .target(name: "TernWire", dependencies: ["TernCore"], swiftSettings: strict),
 
     // Every persisted byte layout, the group-commit store facade.
     .target(

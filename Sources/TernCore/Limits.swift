@@ -60,27 +60,13 @@ public enum Validate {
                 blank = false
                 break
             }
-            let raw = UnsafeRawBufferPointer(utf8)
             let count = utf8.count
-            let low: UInt64 = 0x0101_0101_0101_0101
-            let high: UInt64 = 0x8080_8080_8080_8080
             var index = 0
             while index < count {
+                // Eight bytes at a time past plain ASCII; a word that may hold a non-ASCII,
+                // control or DEL byte (and the last partial word) is looked at bytewise.
+                index = WordScan.skip(UnsafeRawBufferPointer(utf8), from: index, stops: [.controls, .delete, .nonASCII])
                 let end = min(index + 8, count)
-                if end - index == 8 {
-                    // Eight bytes at a time (SWAR): any non-ASCII byte, any byte below 0x20 or
-                    // equal to 0x7F sets a high bit; only such words are looked at bytewise.
-                    let x = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    if x & high != 0 {
-                        ascii = false
-                        return
-                    }
-                    let del = x ^ (low &* 0x7F)
-                    if ((x &- low &* 0x20) | (del &- low)) & ~x & high == 0 {
-                        index = end
-                        continue
-                    }
-                }
                 for at in index..<end {
                     let byte = utf8[at]
                     if byte >= 0x80 {

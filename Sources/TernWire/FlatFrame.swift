@@ -1,3 +1,5 @@
+import TernCore
+
 /// The relay's most frequent client frames — `message.delivered` and `ack` (one per message
 /// delivered) and `message.send` — recognised without building a JSON tree (the general
 /// parser allocates a dictionary per object and a String per key and value: a quarter of a
@@ -182,22 +184,9 @@ public struct FlatFrame: Sendable {
             guard expect(UInt8(ascii: "\"")) else { return nil }
             let start = i
             // Eight bytes at a time while every byte is printable ASCII other than '"' and
-            // '\' (SWAR; a word with anything else is looked at bytewise below).
-            i = b.withUnsafeBytes { raw in
-                let low: UInt64 = 0x0101_0101_0101_0101
-                let high: UInt64 = 0x8080_8080_8080_8080
-                var j = i
-                while j + 8 <= raw.count {
-                    let x = raw.loadUnaligned(fromByteOffset: j, as: UInt64.self)
-                    let quote = x ^ (low &* 0x22)
-                    let backslash = x ^ (low &* 0x5C)
-                    let del = x ^ (low &* 0x7F)
-                    let special = ((x &- low &* 0x20) | (quote &- low) | (backslash &- low) | (del &- low)) & ~x
-                    if (special | x) & high != 0 { break }
-                    j += 8
-                }
-                return j
-            }
+            // '\'; a word with anything else is looked at bytewise below.
+            let from = i
+            i = b.withUnsafeBytes { WordScan.skip($0, from: from, stops: [.controls, .quoteAndBackslash, .delete, .nonASCII]) }
             while i < b.count {
                 let c = b[i]
                 if c == UInt8(ascii: "\"") {

@@ -1,3 +1,5 @@
+import TernCore
+
 /// Writes compact JSON into a byte array. Callers build objects key by key; `raw` splices
 /// pre-serialised JSON (e.g. a stored message payload) without re-encoding it.
 public struct JSONWriter: Sendable {
@@ -210,18 +212,8 @@ public struct JSONWriter: Sendable {
             let count = utf8.count
             let raw = UnsafeRawBufferPointer(utf8)
             while index < count {
-                // Eight bytes at a time while none needs escaping (SWAR: a byte below 0x20,
-                // or equal to '"' or '\\', sets its high bit in `flags`).
-                while index + 8 <= count {
-                    let x = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    let low: UInt64 = 0x0101_0101_0101_0101
-                    let high: UInt64 = 0x8080_8080_8080_8080
-                    let quote = x ^ (low &* 0x22)
-                    let backslash = x ^ (low &* 0x5C)
-                    let flags = ((x &- low &* 0x20) | (quote &- low) | (backslash &- low)) & ~x & high
-                    if flags != 0 { break }
-                    index += 8
-                }
+                // Eight bytes at a time while none needs escaping.
+                index = WordScan.skip(raw, from: index, stops: [.controls, .quoteAndBackslash])
                 guard index < count else { break }
                 let c = utf8[index]
                 // Only '"', '\\' and control characters need escaping.
@@ -292,7 +284,8 @@ public struct PlainFrameBytes {
 
     /// `needsNoEscaping` for bytes.
     public static func needsNoEscaping(_ buffer: UnsafeRawBufferPointer) -> Bool {
-        for byte in buffer where byte < 0x20 || byte >= 0x7F || byte == 0x22 || byte == 0x5C { return false }
+        let rest = WordScan.skip(buffer, from: 0, stops: [.controls, .quoteAndBackslash, .delete, .nonASCII])
+        for byte in buffer[rest...] where byte < 0x20 || byte >= 0x7F || byte == 0x22 || byte == 0x5C { return false }
         return true
     }
 
@@ -304,9 +297,6 @@ public struct PlainFrameBytes {
     /// than `"` and `\`.
     public static func needsNoEscaping(_ text: String) -> Bool {
         var text = text
-        return text.withUTF8 { utf8 in
-            for byte in utf8 where byte < 0x20 || byte >= 0x7F || byte == 0x22 || byte == 0x5C { return false }
-            return true
-        }
+        return text.withUTF8 { needsNoEscaping(UnsafeRawBufferPointer($0)) }
     }
 }
