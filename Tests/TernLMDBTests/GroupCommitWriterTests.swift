@@ -109,16 +109,14 @@ struct GroupCommitWriterTests {
         let log = CommitLog()
         let writer = GroupCommitWriter(environment: env) { log.add($0) }
         // Hold the writer busy so the next requests queue into one batch.
-        let gate = DispatchSemaphore(value: 0)
-        let running = DispatchSemaphore(value: 0)
+        let hold = WriterHold()
         let blocker = Task {
             try await writer.write { txn in
-                running.signal()
-                gate.wait()
+                hold.hold()
                 try txn.put(db, key(1000), [0])
             }
         }
-        await Task.detached { running.wait() }.value
+        await hold.held()
         let tasks = (0..<20).map { i in
             Task { () -> Bool in
                 do {
@@ -133,7 +131,7 @@ struct GroupCommitWriterTests {
             }
         }
         while writer.pendingCount < 20 { try await Task.sleep(for: .milliseconds(5)) }
-        gate.signal()
+        hold.release()
         try await blocker.value
         var outcomes: [Bool] = []
         for task in tasks { outcomes.append(await task.value) }

@@ -25,15 +25,9 @@ struct WriterCacheTests {
         // Known to the cache before the batch: head 1.
         #expect(try await store.write { try $0.appendToMailbox(device: device, Self.entry(0)) } == 1)
         // Hold the writer so that the next three writes share one transaction.
-        let gate = DispatchSemaphore(value: 0)
-        let running = DispatchSemaphore(value: 0)
-        let blocker = Task {
-            try await store.write { _ in
-                running.signal()
-                gate.wait()
-            }
-        }
-        await Task.detached { running.wait() }.value
+        let hold = WriterHold()
+        let blocker = Task { try await store.write { _ in hold.hold() } }
+        await hold.held()
         let first = Task { try await store.write { try $0.appendToMailbox(device: device, Self.entry(1)) } }
         while store.pendingWrites < 1 { try await Task.sleep(for: .milliseconds(2)) }
         let failing = Task { () -> Bool in
@@ -50,7 +44,7 @@ struct WriterCacheTests {
         while store.pendingWrites < 2 { try await Task.sleep(for: .milliseconds(2)) }
         let third = Task { try await store.write { try $0.appendToMailbox(device: device, Self.entry(2)) } }
         while store.pendingWrites < 3 { try await Task.sleep(for: .milliseconds(2)) }
-        gate.signal()
+        hold.release()
         try await blocker.value
         #expect(try await first.value == 2)
         #expect(await failing.value == false)
