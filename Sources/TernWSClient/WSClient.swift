@@ -33,12 +33,7 @@ public struct WSFrame: Sendable {
     /// messages would; with `flush`, or from elsewhere, it is written and flushed on its own.
     public func reply(_ text: [UInt8], flush: Bool = false) {
         guard let channel else { return }
-        guard channel.eventLoop.inEventLoop, !flush else {
-            WSConnection.write(channel, opcode: .text, bytes: text, fin: true)
-            return
-        }
-        let buffer = channel.allocator.buffer(bytes: text)
-        channel.write(WebSocketFrame(fin: true, opcode: .text, maskKey: MaskKeys.next(), data: buffer), promise: nil)
+        WSConnection.write(channel, opcode: .text, bytes: text, fin: true, flush: flush || !channel.eventLoop.inEventLoop)
     }
 
     public var text: String { String(decoding: data, as: UTF8.self) }
@@ -158,10 +153,16 @@ public final class WSConnection: @unchecked Sendable {
         Self.write(channel, opcode: opcode, bytes: bytes, fin: fin)
     }
 
-    static func write(_ channel: any Channel, opcode: WebSocketOpcode, bytes: [UInt8], fin: Bool) {
+    /// Writes one frame on the channel's loop; without `flush` it leaves with the next flush
+    /// (the handler flushes at the end of each read burst).
+    static func write(_ channel: any Channel, opcode: WebSocketOpcode, bytes: [UInt8], fin: Bool, flush: Bool = true) {
         @Sendable func write() {
-            let buffer = channel.allocator.buffer(bytes: bytes)
-            channel.writeAndFlush(WebSocketFrame(fin: fin, opcode: opcode, maskKey: .random(), data: buffer), promise: nil)
+            let frame = WebSocketFrame(fin: fin, opcode: opcode, maskKey: MaskKeys.next(), data: channel.allocator.buffer(bytes: bytes))
+            if flush {
+                channel.writeAndFlush(frame, promise: nil)
+            } else {
+                channel.write(frame, promise: nil)
+            }
         }
         if channel.eventLoop.inEventLoop {
             write()
