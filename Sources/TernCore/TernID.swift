@@ -15,6 +15,16 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.low = low
     }
 
+    /// One word into the hasher instead of two: ids key the relay's per-message and
+    /// per-user tables, and each word fed costs a hash round.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(mixed)
+    }
+
+    /// The two halves folded into one word (equal ids, equal words).
+    @inlinable
+    public var mixed: UInt64 { high ^ (low &* 0x9E37_79B9_7F4A_7C15) }
+
     /// A new random identifier (the system CSPRNG).
     public static func random() -> TernID {
         var rng = SystemRandomNumberGenerator()

@@ -22,9 +22,11 @@ struct LiveReceipts: Sendable {
 final class ReceiptCoalescer: @unchecked Sendable {
     private let registry: SessionRegistry
     // Writer-thread confined.
-    private var order: [MessageID] = []
-    private var pending: [MessageID: LiveReceipts] = [:]
-    /// Per pending message: where each user's receipt is in its list.
+    /// This commit's receipts, one per message, in the order of their first arrival.
+    private var pending: [LiveReceipts] = []
+    /// Where each message's receipts are in `pending`.
+    private var index: [MessageID: Int] = [:]
+    /// Per merged message: where each user's receipt is in its list.
     private var positions: [MessageID: [TernID: Int]] = [:]
 
     init(store: Store, registry: SessionRegistry) {
@@ -33,41 +35,44 @@ final class ReceiptCoalescer: @unchecked Sendable {
     }
 
     func add(_ live: LiveReceipts) {
-        // Taken out while merging, so that its arrays are not copied on write.
-        guard var merged = pending.removeValue(forKey: live.message) else {
-            order.append(live.message)
-            pending[live.message] = live
+        // One lookup for the usual message seen once per commit; put back if it was there.
+        guard let at = index.updateValue(pending.count, forKey: live.message) else {
+            pending.append(live)
             return
         }
-        var index = positions[live.message] ?? Dictionary(
+        index[live.message] = at
+        // Taken out while merging, so that its arrays are not copied on write.
+        var merged = pending[at]
+        pending[at].receipts = []
+        pending[at].devices = []
+        var users = positions[live.message] ?? Dictionary(
             merged.receipts.enumerated().map { ($0.element.user, $0.offset) }, uniquingKeysWith: { _, last in last })
         for receipt in live.receipts {
-            if let at = index[receipt.user] {
+            if let at = users[receipt.user] {
                 // One user's later state replaces an earlier one of the same commit.
                 merged.receipts[at] = receipt
             } else {
-                index[receipt.user] = merged.receipts.count
+                users[receipt.user] = merged.receipts.count
                 merged.receipts.append(receipt)
             }
         }
-        positions[live.message] = index
+        positions[live.message] = users
         for device in live.devices where !merged.devices.contains(device) { merged.devices.append(device) }
         // Counters only grow within a commit: the later request's aggregate is the current one.
         merged.aggregate = live.aggregate
         merged.at = live.at
-        pending[live.message] = merged
+        pending[at] = merged
     }
 
     private func flush() {
-        guard !order.isEmpty else { return }
+        guard !pending.isEmpty else { return }
         // Frames gathered per device, so that each connected sender device is looked up and
         // handed its receipts once per commit (a drained backlog acknowledges hundreds of its
         // messages in one commit).
         var outgoing: [(device: UInt64, frames: [[UInt8]])] = []
         var slot: [UInt64: Int] = [:]
-        for message in order {
-            guard let live = pending[message] else { continue }
-            let frame = RelayFrames.statusFrame(id: message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
+        for live in pending {
+            let frame = RelayFrames.statusFrame(id: live.message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
             for device in live.devices {
                 if let last = outgoing.last, last.device == device {
                     outgoing[outgoing.count - 1].frames.append(frame)
@@ -80,8 +85,8 @@ final class ReceiptCoalescer: @unchecked Sendable {
             }
         }
         for (device, frames) in outgoing { registry.session(device: device)?.deliverTransient(frames) }
-        order.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
+        index.removeAll(keepingCapacity: true)
         positions.removeAll(keepingCapacity: true)
     }
 }

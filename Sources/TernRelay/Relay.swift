@@ -164,20 +164,38 @@ public final class Relay: Sendable {
         }
     }
 
-    /// `items` grouped by `key`: groups in the order of their first item, items in order.
-    private static func grouped<T>(_ items: [T], by key: (T) -> MessageID) -> [(key: MessageID, items: [T])] {
-        var groups: [(key: MessageID, items: [T])] = []
-        var index: [MessageID: Int] = [:]
-        for item in items {
-            let k = key(item)
-            if let at = index[k] {
-                groups[at].items.append(item)
-            } else {
-                index[k] = groups.count
-                groups.append((k, [item]))
-            }
+    /// `reached` with the items of one message made adjacent (in order), and each message's
+    /// range in it, in the order of the messages' first items. Repeated ids are found by
+    /// sorting, not hashing: acknowledgements come in runs of ascending ids (one device's
+    /// backlog), which the sort takes in near-linear time, and usually no id repeats (1:1
+    /// messages), so the items stay where they are.
+    static func grouped<T>(_ reached: [T], by key: (T) -> MessageID) -> (items: [T], groups: [(id: MessageID, range: Range<Int>)]) {
+        var sorted = reached.indices.map { (id: key(reached[$0]), at: $0) }
+        sorted.sort { $0.id < $1.id || ($0.id == $1.id && $0.at < $1.at) }
+        var repeats = false
+        for i in sorted.indices.dropFirst() where sorted[i].id == sorted[i - 1].id {
+            repeats = true
+            break
         }
-        return groups
+        guard repeats else { return (reached, reached.indices.map { (key(reached[$0]), $0..<($0 + 1)) }) }
+        // Each item's message is named by the position of that message's first item.
+        var first = [Int](repeating: 0, count: reached.count)
+        var runStart = 0
+        for i in sorted.indices {
+            if sorted[i].id != sorted[runStart].id { runStart = i }
+            first[sorted[i].at] = sorted[runStart].at
+        }
+        var members = [[Int]](repeating: [], count: reached.count)
+        for at in reached.indices { members[first[at]].append(at) }
+        var items: [T] = []
+        items.reserveCapacity(reached.count)
+        var groups: [(id: MessageID, range: Range<Int>)] = []
+        for at in reached.indices where first[at] == at {
+            let start = items.count
+            for member in members[at] { items.append(reached[member]) }
+            groups.append((key(reached[at]), start..<items.count))
+        }
+        return (items, groups)
     }
 
     private static func sendTransaction(
@@ -268,7 +286,9 @@ public final class Relay: Sendable {
     private static func receiptNotices(_ tx: WriteTx, _ reached: [Reached], now: Timestamp, registry: SessionRegistry) throws -> [ReceiptNotice] {
         var notices: [ReceiptNotice] = []
         var stamp: String?
-        for (id, items) in grouped(reached, by: \.id) {
+        let (ordered, groups) = grouped(reached, by: \.id)
+        for (id, range) in groups {
+            let items = ordered[range]
             // The record is read once: its sender now, its counters patched below.
             guard let stored = try tx.messageBytes(id) else { continue }
             let sender = try stored.withUnsafeBytes { buffer throws(StoreError) in try MessageRecord.decodeSender(buffer) }

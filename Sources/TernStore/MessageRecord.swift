@@ -62,6 +62,11 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     /// The history key.
     public var key: [UInt8] { Keys.idSeq(chat, seq) }
 
+    /// One word into the hasher (message ids key the relay's in-flight and receipt tables).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(chat.mixed &+ seq)
+    }
+
     public static func < (a: MessageID, b: MessageID) -> Bool { (a.chat, a.seq) < (b.chat, b.seq) }
 }
 

@@ -54,4 +54,29 @@ struct RelayFramesTests {
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(frame)) as? [String: Any])
         #expect((parsed["data"] as? [String: Any])?["client_msg_id"] as? String == odd)
     }
+
+    @Test("acknowledgements grouped per message: the groups of a dictionary walk, in first-seen order, items in order")
+    func groupedLikeADictionary() {
+        var rng = SystemRandomNumberGenerator()
+        let chats = (0..<3).map { _ in TernID.random() }
+        for round in 0..<500 {
+            // Every second round without repeats (the usual 1:1 case), else with many.
+            let pool = round % 2 == 0 ? 1_000_000 : 6
+            let items: [(id: MessageID, tag: Int)] = (0..<Int.random(in: 0...40, using: &rng)).map { tag in
+                (MessageID(chat: chats.randomElement(using: &rng)!, seq: UInt64.random(in: 1...UInt64(pool), using: &rng)), tag)
+            }
+            var expected: [(id: MessageID, tags: [Int])] = []
+            var slot: [MessageID: Int] = [:]
+            for item in items {
+                if let at = slot[item.id] { expected[at].tags.append(item.tag) } else {
+                    slot[item.id] = expected.count
+                    expected.append((item.id, [item.tag]))
+                }
+            }
+            let (ordered, groups) = Relay.grouped(items, by: \.id)
+            #expect(ordered.count == items.count)
+            #expect(groups.map(\.id) == expected.map(\.id))
+            #expect(groups.map { ordered[$0.range].map(\.tag) } == expected.map(\.tags))
+        }
+    }
 }
