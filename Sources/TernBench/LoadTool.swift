@@ -177,6 +177,7 @@ enum LoadTool {
         _ = await sent.wait(timeout: 600)
         let t1 = sent.lastAt ?? DispatchTime.now().uptimeNanoseconds
         let mid = ProcStats(pid: o.pid)
+        let cpuMid = selfCPU()
         // The receiver connects and drains.
         let drained = Completion(expected: total)
         let r = Receiver(done: drained, cumulative: o.cumulativeAck, each: o.ackEach)
@@ -195,7 +196,7 @@ enum LoadTool {
             "first_msg_ms": Double((drained.firstAt ?? t3) - t2) / 1e6,
             "ack_latency_ms": percentiles(s.ackLatencies),
             "server_cpu_enqueue_s": mid.cpuSeconds - before.cpuSeconds, "server_cpu_drain_s": after.cpuSeconds - mid.cpuSeconds,
-            "server_rss_mb": after.rssKB / 1024, "loadgen_cpu_s": selfCPU() - cpu0,
+            "server_rss_mb": after.rssKB / 1024, "loadgen_cpu_s": selfCPU() - cpu0, "loadgen_cpu_drain_s": selfCPU() - cpuMid,
         ]
     }
 

@@ -256,6 +256,7 @@ public struct ChatService: Sendable {
     /// their own receipt for others'.
     static func status(_ tx: ReadTx, _ id: MessageID, _ record: MessageRecord, viewer: TernID) throws -> ReceiptStatus {
         if record.sender == viewer { return record.aggregateStatus }
+        if let inline = record.inlineReceipt { return inline.status }
         return try tx.receipt(id, user: viewer)?.status ?? .sent
     }
 
@@ -276,14 +277,16 @@ public struct ChatService: Sendable {
                 throw TernError(.notFound, "message not found")
             }
             guard id.seq >= state.firstSeq, let record = try tx.message(id) else { throw TernError(.notFound, "message not found") }
-            let receipts = try tx.receipts(id)
+            // A message with one recipient keeps that receipt in its record.
+            let inline = record.inlineReceipt
+            let receipts = inline == nil ? try tx.receipts(id) : [:]
             var w = JSONWriter(capacity: 256)
             w.beginArray()
             // Members who could receive it: not the sender, and in the chat since before it
             // (a member added later has no receipt to show).
             for user in try tx.memberIDs(of: id.chat) where user != record.sender && !record.isSystem {
                 guard let since = try tx.userChat(user: user, chat: id.chat), since.firstSeq <= id.seq else { continue }
-                let receipt = receipts[user]
+                let receipt = inline ?? receipts[user]
                 w.beginObject()
                 w.member("user_id", user)
                 w.member("status", (receipt?.status ?? .sent).name)

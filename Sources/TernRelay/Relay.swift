@@ -244,6 +244,8 @@ public final class Relay: Sendable {
         let recipients = members.filter { $0 != sender.user }
         var record = draft
         record.recipients = UInt32(recipients.count)
+        // One recipient (every direct message): its receipt lives in the record.
+        if recipients.count == 1 { record.flags |= MessageRecord.inlineReceiptFlag }
         try tx.putChatHead(command.chat, head)
         try tx.putMessage(id, record)
         try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
@@ -292,31 +294,21 @@ public final class Relay: Sendable {
             // The record is read once: its sender now, its counters patched below.
             guard let stored = try tx.messageBytes(id) else { continue }
             let sender = try stored.withUnsafeBytes { buffer throws(StoreError) in try MessageRecord.decodeSender(buffer) }
-            var delivered: UInt32 = 0
-            var read: UInt32 = 0
             var advanced: [(user: TernID, status: ReceiptStatus)] = []
-            for item in items where item.user != sender {
-                if item.status == .delivered, try tx.insertReceipt(id, user: item.user, ReceiptRecord(status: .delivered, deliveredAt: now)) {
-                    // The usual first acknowledgement: no receipt yet, stored in one step.
-                    delivered += 1
+            let counted: (sender: TernID, aggregate: ReceiptStatus)?
+            if var state = MessageRecord.inlineStatus(stored) {
+                // The one recipient's receipt is in the record: advanced there, nothing else
+                // written.
+                for item in items where item.user != sender && state < item.status {
+                    state = item.status
                     advanced.append((item.user, item.status))
-                    continue
                 }
-                var receipt = try tx.receipt(id, user: item.user) ?? ReceiptRecord(status: .sent)
-                guard receipt.status < item.status else { continue }
-                if receipt.status < .delivered {
-                    receipt.deliveredAt = now
-                    delivered += 1
-                }
-                if item.status == .read {
-                    receipt.readAt = now
-                    read += 1
-                }
-                receipt.status = item.status
-                try tx.putReceipt(id, user: item.user, receipt)
-                advanced.append((item.user, item.status))
+                guard !advanced.isEmpty else { continue }
+                counted = try tx.advanceInlineReceipt(id, stored: stored, to: state, at: now)
+            } else {
+                counted = try Self.recordReceipts(tx, id, stored: stored, sender: sender, items: items, now: now, advanced: &advanced)
             }
-            guard !advanced.isEmpty, let counted = try tx.countReceipts(id, stored: stored, delivered: delivered, read: read) else { continue }
+            guard !advanced.isEmpty, let counted else { continue }
             let at = stamp ?? now.rfc3339
             stamp = at
             var notice = ReceiptNotice(message: id, stored: [], data: [], live: nil)
@@ -336,6 +328,40 @@ public final class Relay: Sendable {
             notices.append(notice)
         }
         return notices
+    }
+
+    /// The receipts of a message with several recipients (or stored before layout 2): one
+    /// record per recipient in `receipts`, then the record's counters. Appends to `advanced`
+    /// whoever moved on.
+    private static func recordReceipts(
+        _ tx: WriteTx, _ id: MessageID, stored: [UInt8], sender: TernID, items: ArraySlice<Reached>, now: Timestamp,
+        advanced: inout [(user: TernID, status: ReceiptStatus)]
+    ) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        var delivered: UInt32 = 0
+        var read: UInt32 = 0
+        for item in items where item.user != sender {
+            if item.status == .delivered, try tx.insertReceipt(id, user: item.user, ReceiptRecord(status: .delivered, deliveredAt: now)) {
+                // The usual first acknowledgement: no receipt yet, stored in one step.
+                delivered += 1
+                advanced.append((item.user, item.status))
+                continue
+            }
+            var receipt = try tx.receipt(id, user: item.user) ?? ReceiptRecord(status: .sent)
+            guard receipt.status < item.status else { continue }
+            if receipt.status < .delivered {
+                receipt.deliveredAt = now
+                delivered += 1
+            }
+            if item.status == .read {
+                receipt.readAt = now
+                read += 1
+            }
+            receipt.status = item.status
+            try tx.putReceipt(id, user: item.user, receipt)
+            advanced.append((item.user, item.status))
+        }
+        guard !advanced.isEmpty else { return nil }
+        return try tx.countReceipts(id, stored: stored, delivered: delivered, read: read)
     }
 
     /// Runs on the writer thread after the commit: stored receipts go to their sessions now;

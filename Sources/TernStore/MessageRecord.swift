@@ -72,16 +72,22 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
 
 /// A message in a chat's history. Table `messages`, key = chat id (16) ‖ seq (u64).
 ///
-/// Layout v1: `sender (16) | sender_device (u64) | client_msg_id (str) | kind (str) |
+/// Layout v2: `sender (16) | sender_device (u64) | client_msg_id (str) | kind (str) |
 ///  payload (data: canonical JSON object) | reply_to (str message id, "" = none) |
-///  created_at (i64) | recipients (u32) | delivered (u32) | read (u32) | flags (u8)`
+///  created_at (i64) | recipients (u32) | delivered (u32) | read (u32) |
+///  delivered_at (i64) | read_at (i64) | flags (u8)`
+/// (v1, still read: the same without `delivered_at` and `read_at`).
 ///
-/// `flags`: bit 0 deleted for everyone, bit 1 a system message (group events).
-/// `recipients` is the number of users the message was addressed to; `delivered`/`read`
-/// count those who reached that state, so the sender's aggregate (the minimum over
-/// recipients) is a comparison, not a scan.
+/// `flags`: bit 0 deleted for everyone, bit 1 a system message (group events), bit 2 the
+/// receipt is inline. `recipients` is the number of users the message was addressed to;
+/// `delivered`/`read` count those who reached that state, so the sender's aggregate (the
+/// minimum over recipients) is a comparison, not a scan. A message with one recipient (every
+/// direct message) keeps that recipient's receipt here — its state is the counters, its
+/// times `delivered_at`/`read_at` — instead of in `receipts`: one B-tree write less per
+/// acknowledgement. Messages with several recipients, and those stored before v2, keep
+/// their receipts in `receipts` (their `delivered_at`/`read_at` are 0).
 public struct MessageRecord: StoreRecord, Equatable {
-    public static let layoutVersion: UInt8 = 1
+    public static let layoutVersion: UInt8 = 2
 
     public var sender: TernID
     public var senderDevice: UInt64
@@ -93,11 +99,15 @@ public struct MessageRecord: StoreRecord, Equatable {
     public var recipients: UInt32
     public var delivered: UInt32
     public var read: UInt32
+    /// The single recipient's times, for a record with the inline receipt flag.
+    public var deliveredAt: Timestamp?
+    public var readAt: Timestamp?
     public var flags: UInt8
 
     public init(
         sender: TernID, senderDevice: UInt64, clientMsgID: String, kind: String, payload: [UInt8], replyTo: String = "",
-        createdAt: Timestamp, recipients: UInt32, delivered: UInt32 = 0, read: UInt32 = 0, flags: UInt8 = 0
+        createdAt: Timestamp, recipients: UInt32, delivered: UInt32 = 0, read: UInt32 = 0,
+        deliveredAt: Timestamp? = nil, readAt: Timestamp? = nil, flags: UInt8 = 0
     ) {
         self.sender = sender
         self.senderDevice = senderDevice
@@ -109,6 +119,8 @@ public struct MessageRecord: StoreRecord, Equatable {
         self.recipients = recipients
         self.delivered = delivered
         self.read = read
+        self.deliveredAt = deliveredAt
+        self.readAt = readAt
         self.flags = flags
     }
 
@@ -118,7 +130,22 @@ public struct MessageRecord: StoreRecord, Equatable {
     /// server: it has no receipts and does not count as unread.
     public static let systemFlag: UInt8 = 2
 
+    /// `flags` bit: the single recipient's receipt is kept in this record (set when a
+    /// message with one recipient is stored), not in `receipts`.
+    public static let inlineReceiptFlag: UInt8 = 4
+
     public var isSystem: Bool { flags & Self.systemFlag != 0 }
+
+    /// The single recipient's receipt, when this record keeps it (nil: look in `receipts`).
+    public var inlineReceipt: ReceiptRecord? {
+        guard flags & Self.inlineReceiptFlag != 0 else { return nil }
+        let status: ReceiptStatus = read > 0 ? .read : delivered > 0 ? .delivered : .sent
+        return ReceiptRecord(status: status, deliveredAt: deliveredAt, readAt: readAt)
+    }
+
+    /// Bytes after the counters' start in a stored record of layout `version`:
+    /// recipients, delivered, read (u32 each), the two times of v2 (i64 each), flags.
+    static func tailLength(version: UInt8) -> Int { version >= 2 ? 29 : 13 }
 
     /// The status the sender sees: the lowest state over all recipients.
     public var aggregateStatus: ReceiptStatus {
@@ -153,6 +180,8 @@ public struct MessageRecord: StoreRecord, Equatable {
         w.u32(recipients)
         w.u32(delivered)
         w.u32(read)
+        w.i64(deliveredAt?.milliseconds ?? 0)
+        w.i64(readAt?.milliseconds ?? 0)
         w.u8(flags)
     }
 
@@ -167,11 +196,39 @@ public struct MessageRecord: StoreRecord, Equatable {
         recipients = try r.u32()
         delivered = try r.u32()
         read = try r.u32()
+        if version >= 2 {
+            let d = try r.i64()
+            let rd = try r.i64()
+            deliveredAt = d == 0 ? nil : Timestamp(milliseconds: d)
+            readAt = rd == 0 ? nil : Timestamp(milliseconds: rd)
+        }
         flags = try r.u8()
     }
 }
 
-/// A stored layout-1 message record read in place: its fields as views into the stored
+/// The counters at the end of a stored message record (times: layout 2 only).
+struct StoredCounters {
+    var recipients: UInt32
+    var delivered: UInt32
+    var read: UInt32
+    var deliveredAt: Int64 = 0
+    var readAt: Int64 = 0
+}
+
+extension MessageRecord {
+    /// The single recipient's state when the stored record keeps its receipt (the inline
+    /// flag), read from the bytes without decoding; nil when its receipts are in `receipts`.
+    public static func inlineStatus(_ stored: [UInt8]) -> ReceiptStatus? {
+        guard stored.count >= 1 + 16 + tailLength(version: 2), stored[0] == 2, stored[stored.count - 1] & inlineReceiptFlag != 0 else { return nil }
+        let at = stored.count - tailLength(version: 2)
+        return stored.withUnsafeBytes { raw in
+            if raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self) != 0 { return .read }
+            return raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self) != 0 ? .delivered : .sent
+        }
+    }
+}
+
+/// A stored message record (layout 1 or 2) read in place: its fields as views into the stored
 /// bytes, valid only inside the read transaction's closure. A drained `message.new` is
 /// written from it without building a `MessageRecord` (four allocations and UTF-8
 /// validation per message); strings are unvalidated bytes, so a writer must check what it
@@ -197,7 +254,8 @@ public struct StoredMessageView {
     /// Nil for another layout version (decode those with `MessageRecord`).
     public init?(_ buffer: UnsafeRawBufferPointer) throws(StoreError) {
         var r = ByteReader(buffer, what: "MessageRecord")
-        guard try r.u8() == MessageRecord.layoutVersion else { return nil }
+        let version = try r.u8()
+        guard version == 1 || version == 2 else { return nil }
         sender = try r.id()
         _ = try r.u64()
         clientMsgID = try r.field()
@@ -208,6 +266,10 @@ public struct StoredMessageView {
         _ = try r.u32()
         _ = try r.u32()
         _ = try r.u32()
+        if version == 2 {
+            _ = try r.i64()
+            _ = try r.i64()
+        }
         flags = try r.u8()
     }
 }
@@ -328,32 +390,73 @@ extension WriteTx {
     /// transaction by `messageBytes` (nothing wrote the message since): one read and one
     /// write of the record for all the acknowledgements of a message in one write request.
     public func countReceipts(_ id: MessageID, stored: [UInt8], delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
-        let key = id.key
-        var value = stored
-        // version (1) | sender (16) | … | recipients (4) | delivered (4) | read (4) | flags (1)
-        guard value.count >= 1 + 16 + 13, value[0] == MessageRecord.layoutVersion else {
-            guard var record = try message(id) else { return nil }  // another layout: decode it
+        try patchCounters(id, stored: stored) { counters in
+            counters.delivered &+= delivered
+            counters.read &+= read
+        } decoded: { record in
             record.delivered += delivered
             record.read += read
+        }
+    }
+
+    /// Moves the single recipient's receipt kept in the record (bytes from `messageBytes`,
+    /// `MessageRecord.inlineStatus` not nil) on to `status`, reached at `now`.
+    public func advanceInlineReceipt(_ id: MessageID, stored: [UInt8], to status: ReceiptStatus, at now: Timestamp) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        func advance(_ delivered: inout UInt32, _ read: inout UInt32, _ deliveredAt: inout Int64, _ readAt: inout Int64) {
+            if status >= .delivered && delivered == 0 {
+                delivered = 1
+                deliveredAt = now.milliseconds
+            }
+            if status == .read && read == 0 {
+                read = 1
+                readAt = now.milliseconds
+            }
+        }
+        return try patchCounters(id, stored: stored) { counters in
+            advance(&counters.delivered, &counters.read, &counters.deliveredAt, &counters.readAt)
+        } decoded: { record in
+            var (deliveredAt, readAt) = (record.deliveredAt?.milliseconds ?? 0, record.readAt?.milliseconds ?? 0)
+            advance(&record.delivered, &record.read, &deliveredAt, &readAt)
+            record.deliveredAt = deliveredAt == 0 ? nil : Timestamp(milliseconds: deliveredAt)
+            record.readAt = readAt == 0 ? nil : Timestamp(milliseconds: readAt)
+        }
+    }
+
+    /// The counters at the end of a stored record, patched in place (they sit at a fixed
+    /// place from the end in layouts 1 and 2) or, for another layout, on the decoded record.
+    private func patchCounters(
+        _ id: MessageID, stored: [UInt8], _ patch: (inout StoredCounters) -> Void, decoded: (inout MessageRecord) -> Void
+    ) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        var value = stored
+        let version = value.first ?? 0
+        let tail = MessageRecord.tailLength(version: version)
+        // version (1) | sender (16) | … | recipients (4) | delivered (4) | read (4) | [times (16)] | flags (1)
+        guard version == 1 || version == 2, value.count >= 1 + 16 + tail else {
+            guard var record = try message(id) else { return nil }
+            decoded(&record)
             try putMessage(id, record)
             return (record.sender, record.aggregateStatus)
         }
-        let tail = value.count - 13
-        let (sender, recipients, deliveredCount, readCount) = value.withUnsafeMutableBytes { raw in
+        let (sender, counters) = value.withUnsafeMutableBytes { raw in
             let sender = TernID(bytes: UnsafeRawBufferPointer(rebasing: raw[1..<17]))!
-            let recipients = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail, as: UInt32.self))
-            var deliveredCount = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail + 4, as: UInt32.self))
-            var readCount = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: tail + 8, as: UInt32.self))
-            deliveredCount &+= delivered
-            readCount &+= read
-            raw.storeBytes(of: deliveredCount.bigEndian, toByteOffset: tail + 4, as: UInt32.self)
-            raw.storeBytes(of: readCount.bigEndian, toByteOffset: tail + 8, as: UInt32.self)
-            return (sender, recipients, deliveredCount, readCount)
+            let at = raw.count - tail
+            func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T { T(bigEndian: raw.loadUnaligned(fromByteOffset: at + offset, as: T.self)) }
+            func store<T: FixedWidthInteger>(_ v: T, _ offset: Int) { raw.storeBytes(of: v.bigEndian, toByteOffset: at + offset, as: T.self) }
+            var counters = StoredCounters(recipients: load(0, UInt32.self), delivered: load(4, UInt32.self), read: load(8, UInt32.self))
+            if version == 2 { (counters.deliveredAt, counters.readAt) = (load(12, Int64.self), load(20, Int64.self)) }
+            patch(&counters)
+            store(counters.delivered, 4)
+            store(counters.read, 8)
+            if version == 2 {
+                store(counters.deliveredAt, 12)
+                store(counters.readAt, 20)
+            }
+            return (sender, counters)
         }
-        try putBytes(value, in: tables.messages, at: key)
+        try putBytes(value, in: tables.messages, at: id.key)
         let counts = MessageRecord(
             sender: sender, senderDevice: 0, clientMsgID: "", kind: "", payload: [], createdAt: Timestamp(milliseconds: 0),
-            recipients: recipients, delivered: deliveredCount, read: readCount)
+            recipients: counters.recipients, delivered: counters.delivered, read: counters.read)
         return (sender, counts.aggregateStatus)
     }
 

@@ -29,7 +29,7 @@ import TernLMDB
 /// | `user_chats`   | user id (16) ‖ chat id (16)           | `UserChatState`              |
 /// | `direct_chats` | lower user id (16) ‖ higher user id (16) | chat id (16)              |
 /// | `messages`     | chat id (16) ‖ seq (u64)              | `MessageRecord`              |
-/// | `receipts`     | chat id (16) ‖ seq (u64) ‖ user id (16) | `ReceiptRecord`            |
+/// | `receipts`     | chat id (16) ‖ seq (u64) ‖ user id (16) | `ReceiptRecord` (messages with several recipients; one recipient's is in `MessageRecord`) |
 /// | `dedupe`       | sender id (16) ‖ client_msg_id (UTF-8) | chat id (16) ‖ seq (u64)    |
 /// | `mailbox`      | device number (u64) ‖ seq (u64)       | `MailboxEntry`               |
 /// | `mailbox_heads`| device number (u64)                   | last seq (u64)               |

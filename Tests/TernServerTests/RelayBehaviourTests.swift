@@ -244,6 +244,12 @@ struct RelayBehaviourTests {
         #expect(receipts.map { $0.event } == ["message.status", "message.status"])
         #expect(receipts.map { $0.data["status"] as? String } == ["delivered", "read"])
         #expect(receipts.allSatisfy { $0.data["message_id"] as? String == id && $0.seq != nil })
+        // A direct message keeps its one receipt in the history record, not in `receipts`.
+        let rows = try await c.request(.GET, "/api/v1/messages/\(id)/receipts", token: a.accessToken).dataArray
+        #expect(rows.count == 1)
+        #expect(rows.first?["user_id"] as? String == b.userID)
+        #expect(rows.first?["status"] as? String == "read")
+        #expect(try await s.server.store.read { try $0.count($0.tables.receipts) } == 0)
         await wa.close()
         await wb.close()
         await s.stop()

@@ -208,4 +208,68 @@ struct StoreTests {
         #expect(missing == nil)
         await store.close()
     }
+
+    @Test("a one-recipient message keeps its receipt in the record (layout 2); layout-1 records still read, drain and count")
+    func inlineReceiptAndLayoutOne() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let sender = TernID.random()
+        let chat = TernID.random()
+        let direct = MessageID(chat: chat, seq: 1)
+        let record = MessageRecord(
+            sender: sender, senderDevice: 1, clientMsgID: "c-1", kind: "text", payload: Array(#"{"body":"hi"}"#.utf8),
+            createdAt: Timestamp(milliseconds: 5), recipients: 1, flags: MessageRecord.inlineReceiptFlag)
+        try await store.write { try $0.putMessage(direct, record) }
+        func advance(_ id: MessageID, to status: ReceiptStatus, at ms: Int64) async throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+            try await store.write { tx in
+                try tx.advanceInlineReceipt(id, stored: try #require(try tx.messageBytes(id)), to: status, at: Timestamp(milliseconds: ms))
+            }
+        }
+        #expect(try store.readNow { try $0.bytes($0.tables.messages, direct.key) }.flatMap(MessageRecord.inlineStatus) == .sent)
+        let delivered = try await advance(direct, to: .delivered, at: 100)
+        #expect(delivered?.sender == sender)
+        #expect(delivered?.aggregate == .delivered)
+        #expect(try await advance(direct, to: .read, at: 200)?.aggregate == .read)
+        _ = try await advance(direct, to: .delivered, at: 300)  // a lower state changes nothing
+        let stored = try #require(try store.readNow { try $0.message(direct) })
+        #expect(stored.inlineReceipt == ReceiptRecord(status: .read, deliveredAt: Timestamp(milliseconds: 100), readAt: Timestamp(milliseconds: 200)))
+        #expect((stored.delivered, stored.read, stored.clientMsgID, stored.payload) == (1, 1, "c-1", record.payload))
+        #expect(try store.readNow { try $0.bytes($0.tables.messages, direct.key) }.flatMap(MessageRecord.inlineStatus) == .read)
+        // Straight to read: delivered at the same time.
+        let second = MessageID(chat: chat, seq: 2)
+        try await store.write { try $0.putMessage(second, record) }
+        _ = try await advance(second, to: .read, at: 400)
+        #expect(try store.readNow { try $0.message(second) }?.inlineReceipt == ReceiptRecord(
+            status: .read, deliveredAt: Timestamp(milliseconds: 400), readAt: Timestamp(milliseconds: 400)))
+        #expect(try store.readNow { try $0.count($0.tables.receipts) } == 0)
+
+        // A record stored before layout 2 (no times, no inline flag).
+        var w = ByteWriter()
+        w.u8(1)
+        w.id(sender)
+        w.u64(2)
+        w.string("c-old")
+        w.string("text")
+        w.data(Array(#"{"body":"old"}"#.utf8))
+        w.string("")
+        w.timestamp(Timestamp(milliseconds: 7))
+        w.u32(1)
+        w.u32(0)
+        w.u32(0)
+        w.u8(0)
+        let old = MessageID(chat: chat, seq: 3)
+        let v1 = w.bytes
+        try await store.write { tx in _ = try tx.putBytes(v1, in: tx.tables.messages, at: old.key) }
+        let decoded = try #require(try store.readNow { try $0.message(old) })
+        #expect(decoded.clientMsgID == "c-old")
+        #expect(decoded.inlineReceipt == nil)
+        #expect(MessageRecord.inlineStatus(v1) == nil)
+        #expect(try store.readNow { tx in try tx.withStoredMessage(old) { $0.map { Array($0.payload) } } } == Array(#"{"body":"old"}"#.utf8))
+        #expect(try await store.write { try $0.countReceipt(old, delivered: true, read: false) }?.aggregate == .delivered)
+        let patched = try #require(try store.readNow { try $0.bytes($0.tables.messages, old.key) })
+        #expect(patched.first == 1)  // patched in place, still layout 1
+        #expect(try store.readNow { try $0.message(old) }?.delivered == 1)
+        await store.close()
+    }
 }
