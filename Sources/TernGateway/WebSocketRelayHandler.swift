@@ -209,30 +209,28 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     /// A stored frame written straight into the outgoing buffer: WebSocket header, the
-    /// envelope `{"event":E,"type":E,"seq":N,"data":` around the shared data, `}` — one
-    /// allocation and one copy of the data per delivery. Event names are server constants
-    /// (no escaping); anything else takes the general path.
+    /// envelope `{"event":E,"type":E,"seq":N,"data":` around the shared data, `}` — in one
+    /// reservation of the buffer, one copy of the data per delivery. Event names are server
+    /// constants (no escaping); anything else takes the general path.
     func sendStored(event: String, seq: UInt64, data: [UInt8]) {
-        guard let context, !closing, raw.context != nil, StoredEnvelope.isPlain(event) else {
-            send(OutboundFrame.wrap(event, seq: seq, data: data))
-            return
+        var name = event
+        let sent = name.withUTF8 { name -> Bool in
+            guard let context, !closing, raw.context != nil, StoredEnvelope.isPlain(UnsafeRawBufferPointer(name)) else { return false }
+            let length = StoredEnvelope.length(eventCount: name.count, seq: seq, dataCount: data.count)
+            guard admit(length) else { return true }
+            var buffer = pending ?? context.channel.allocator.buffer(capacity: length + Self.headerRoom)
+            pending = nil
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length + Self.headerRoom) { out in
+                let header = Self.writeTextHeader(length: length, to: out.baseAddress!)
+                return data.withUnsafeBytes { data in
+                    header + StoredEnvelope.write(event: UnsafeRawBufferPointer(name), seq: seq, data: data, to: out.baseAddress! + header)
+                }
+            }
+            pending = buffer
+            if buffer.readableBytes >= Self.pendingLimit { writePending() }
+            return true
         }
-        let digits = String(seq)
-        let length = StoredEnvelope.eventKey.count + 2 * event.utf8.count + StoredEnvelope.typeKey.count + 1
-            + StoredEnvelope.seqKey.count + digits.utf8.count + StoredEnvelope.dataKey.count + data.count + 1
-        guard admit(length) else { return }
-        appendFrame(length: length) { buffer in
-            buffer.writeBytes(StoredEnvelope.eventKey)
-            buffer.writeString(event)
-            buffer.writeBytes(StoredEnvelope.typeKey)
-            buffer.writeString(event)
-            buffer.writeInteger(UInt8(ascii: "\""))
-            buffer.writeBytes(StoredEnvelope.seqKey)
-            buffer.writeString(digits)
-            buffer.writeBytes(StoredEnvelope.dataKey)
-            buffer.writeBytes(data)
-            buffer.writeInteger(UInt8(ascii: "}"))
-        }
+        if !sent { send(OutboundFrame.wrap(event, seq: seq, data: data)) }
     }
 
     /// Counts `bytes` queued while the socket is backed up; false (and the connection cut)
@@ -245,6 +243,23 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
             return false
         }
         return true
+    }
+
+    /// `writeTextHeader` at `p`; returns its length (2, 4 or 10 bytes).
+    static func writeTextHeader(length: Int, to p: UnsafeMutableRawPointer) -> Int {
+        p.storeBytes(of: UInt8(0x81), as: UInt8.self)  // FIN, opcode 1 (text)
+        if length < 126 {
+            p.storeBytes(of: UInt8(length), toByteOffset: 1, as: UInt8.self)
+            return 2
+        }
+        if length <= 0xFFFF {
+            p.storeBytes(of: UInt8(126), toByteOffset: 1, as: UInt8.self)
+            p.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+            return 4
+        }
+        p.storeBytes(of: UInt8(127), toByteOffset: 1, as: UInt8.self)
+        p.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
+        return 10
     }
 
     /// The header of an unmasked, final text frame (RFC 6455 §5.2) with a `length`-byte payload.

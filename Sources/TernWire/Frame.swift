@@ -160,4 +160,57 @@ public enum StoredEnvelope {
     public static func isPlain(_ event: String) -> Bool {
         event.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
     }
+
+    /// `isPlain` on the name's UTF-8 bytes.
+    public static func isPlain(_ event: UnsafeRawBufferPointer) -> Bool {
+        for byte in event where byte < 0x20 || byte == 0x22 || byte == 0x5C { return false }
+        return true
+    }
+
+    /// The length of `{"event":E,"type":E,"seq":N,"data":D}` for an event name of
+    /// `eventCount` plain bytes and data of `dataCount` bytes.
+    @inlinable
+    public static func length(eventCount: Int, seq: UInt64, dataCount: Int) -> Int {
+        // {"event":" E ","type":" E " ,"seq": N ,"data": D }
+        10 + eventCount + 10 + eventCount + 1 + 7 + decimalDigits(seq) + 8 + dataCount + 1
+    }
+
+    /// Writes that envelope at `p` (exactly `length(…)` bytes); `event` must be plain.
+    public static func write(event: UnsafeRawBufferPointer, seq: UInt64, data: UnsafeRawBufferPointer, to p: UnsafeMutableRawPointer) -> Int {
+        var at = p
+        func put(_ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            at.copyMemory(from: base, byteCount: bytes.count)
+            at += bytes.count
+        }
+        func put(_ text: StaticString) { put(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)) }
+        put(#"{"event":""#)
+        put(event)
+        put(#"","type":""#)
+        put(event)
+        put(#"","seq":"#)
+        let digits = decimalDigits(seq)
+        var v = seq
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            at.storeBytes(of: UInt8(ascii: "0") + UInt8(v % 10), toByteOffset: i, as: UInt8.self)
+            v /= 10
+        }
+        at += digits
+        put(#","data":"#)
+        put(data)
+        at.storeBytes(of: UInt8(ascii: "}"), as: UInt8.self)
+        at += 1
+        return at - p
+    }
+
+    @inlinable
+    static func decimalDigits(_ v: UInt64) -> Int {
+        var n = 1
+        var v = v
+        while v >= 10 {
+            v /= 10
+            n += 1
+        }
+        return n
+    }
 }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import NIOWebSocket
 import Testing
+import TernWire
 
 @testable import TernGateway
 
@@ -19,7 +20,30 @@ struct GatewayFramingTests {
         var theirs = ByteBuffer()
         while var part = try channel.readOutbound(as: ByteBuffer.self) { theirs.writeBuffer(&part) }
         #expect(ours == theirs)
+        // The pointer writer used for stored frames writes the same header.
+        var direct = [UInt8](repeating: 0, count: 10)
+        let count = direct.withUnsafeMutableBytes { WebSocketRelayHandler.writeTextHeader(length: length, to: $0.baseAddress!) }
+        #expect(Array(direct[..<count]) == Array(ours.readableBytesView.prefix(count)))
         _ = try channel.finish()
+    }
+
+    @Test("a stored frame's envelope written in one pass equals the general envelope writer")
+    func storedEnvelope() {
+        var rng = SystemRandomNumberGenerator()
+        let seqs: [UInt64] = [0, 9, 10, 99, 100, 12_345, UInt64.max] + (0..<200).map { _ in UInt64.random(in: 0...UInt64.max, using: &rng) >> UInt64.random(in: 0...63, using: &rng) }
+        for (i, seq) in seqs.enumerated() {
+            let event = ["message.new", "message.status", "group.member_added"][i % 3]
+            let data = Array(#"{"message_id":"x","n":\#(i)}"#.utf8)
+            let length = StoredEnvelope.length(eventCount: event.utf8.count, seq: seq, dataCount: data.count)
+            var out = [UInt8](repeating: 0, count: length)
+            let written = out.withUnsafeMutableBytes { out in
+                Array(event.utf8).withUnsafeBytes { name in
+                    data.withUnsafeBytes { StoredEnvelope.write(event: name, seq: seq, data: $0, to: out.baseAddress!) }
+                }
+            }
+            #expect(written == length)
+            #expect(out == OutboundFrame.wrap(event, seq: seq, data: data))
+        }
     }
 
     @Test("unmasking eight bytes at a time equals NIO's byte-wise unmask", arguments: [0, 1, 7, 8, 9, 63, 64, 1000])
