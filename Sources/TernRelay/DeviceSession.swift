@@ -43,6 +43,9 @@ public final class DeviceSession: @unchecked Sendable {
     /// The same frames in the order sent (seq ascending), for cumulative acks; entries whose
     /// message was acknowledged singly are skipped lazily.
     private var inflightOrder = CircularBuffer<(seq: UInt64, message: MessageID)>()
+    /// Entries of `inflightOrder` acknowledged singly while not at its front (still in it):
+    /// while there are none, an in-order acknowledgement needs no lookup to drop the front.
+    private var ackedBehind = 0
     /// Stored non-message frames (receipts, events) sent and not yet acknowledged, ascending,
     /// with the message they are about (a group event's own system message).
     private var pendingOther: [(seq: UInt64, kind: MailboxKind, message: MessageID)] = []
@@ -416,9 +419,18 @@ public final class DeviceSession: @unchecked Sendable {
         }
         // Drop entries acknowledged singly from the front; rebuild if out-of-order acks
         // left too many behind an old unacknowledged frame.
-        while let first = inflightOrder.first, inflight[first.message] != first.seq { inflightOrder.removeFirst() }
+        if inflightOrder.first?.seq == seq {
+            inflightOrder.removeFirst()
+            while ackedBehind > 0, let first = inflightOrder.first, inflight[first.message] != first.seq {
+                inflightOrder.removeFirst()
+                ackedBehind -= 1
+            }
+        } else {
+            ackedBehind += 1
+        }
         if inflightOrder.count > 4 * max(relay.settings.window, 64) {
             inflightOrder = CircularBuffer(inflightOrder.filter { inflight[$0.message] == $0.seq })
+            ackedBehind = 0
         }
         ackItems.append(AckItem(seq: seq, message: id))
         // Stored receipts/events sent before this message were necessarily received first on
@@ -436,7 +448,15 @@ public final class DeviceSession: @unchecked Sendable {
         ackUpTo = upTo
         while let first = inflightOrder.first, first.seq <= upTo {
             inflightOrder.removeFirst()
-            if inflight[first.message] == first.seq { inflight.removeValue(forKey: first.message) }
+            if inflight[first.message] == first.seq {
+                inflight.removeValue(forKey: first.message)
+            } else if ackedBehind > 0 {
+                ackedBehind -= 1
+            }
+        }
+        while ackedBehind > 0, let first = inflightOrder.first, inflight[first.message] != first.seq {
+            inflightOrder.removeFirst()
+            ackedBehind -= 1
         }
         pendingOther.removeAll { $0.seq <= upTo }
         afterAck()

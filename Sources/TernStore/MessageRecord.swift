@@ -19,6 +19,12 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     /// Parses the 48 lowercase hex digits from bytes (a frame's string value, uncopied).
     @inlinable
     public init?(utf8: some Sequence<UInt8>) {
+        // Frames hand over contiguous bytes: three words of 16 digits, without the generic walk.
+        if let parsed = utf8.withContiguousStorageIfAvailable({ Self.parse(hex: $0) }) {
+            guard let parsed else { return nil }
+            self = parsed
+            return
+        }
         var values: (UInt64, UInt64, UInt64) = (0, 0, 0)
         var i = 0
         for c in utf8 {
@@ -34,6 +40,30 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
         guard i == 48 else { return nil }
         chat = TernID(high: values.0, low: values.1)
         seq = values.2
+    }
+
+    /// The 48 lowercase hex digits in `hex`, or nil.
+    @inlinable
+    static func parse(hex: UnsafeBufferPointer<UInt8>) -> MessageID? {
+        guard hex.count == 48 else { return nil }
+        func word(_ start: Int) -> UInt64? {
+            var v: UInt64 = 0
+            for i in start..<(start + 16) {
+                let c = hex[i]
+                let d: UInt8
+                if c &- UInt8(ascii: "0") < 10 {
+                    d = c &- UInt8(ascii: "0")
+                } else if c &- UInt8(ascii: "a") < 6 {
+                    d = c &- UInt8(ascii: "a") &+ 10
+                } else {
+                    return nil
+                }
+                v = v << 4 | UInt64(d)
+            }
+            return v
+        }
+        guard let high = word(0), let low = word(16), let seq = word(32) else { return nil }
+        return MessageID(chat: TernID(high: high, low: low), seq: seq)
     }
 
     public var description: String {

@@ -215,6 +215,62 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
+    @Test("acknowledgements out of order and mixed with cumulative acks keep the window moving: every entry once, in order")
+    func drainWithScrambledAcks() async throws {
+        let s = try await InProcessServer.start { config in
+            config.relayWindow = 6
+            config.relayDrainPage = 4
+        }
+        let c = s.client
+        let a = try await c.login(testPhone())
+        let b = try await c.login(testPhone(), deviceID: "b1")
+        let chat = try await c.directChat(a, b)
+        var ids: [String] = []
+        for n in 0..<40 {
+            let sent = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "scrambled \(n)"), token: a.accessToken)
+            ids.append(try #require(sent.data["message_id"] as? String))
+        }
+        let wb = try await c.ws(b)
+        var received: [String] = []
+        var held: [(id: String, seq: Int)] = []
+        var drained = false
+        while !drained, let frame = await wb.next() {
+            switch frame.event {
+            case "message.new":
+                held.append((try #require(frame.data["message_id"] as? String), try #require(frame.seq)))
+                received.append(held.last!.id)
+                guard held.count == 3 else { break }
+                if received.count % 9 == 0 {
+                    // The newest singly, then a cumulative ack covering the two before it.
+                    wb.send("message.delivered", ["message_id": held[2].id])
+                    wb.send("ack", ["seq": held[1].seq])
+                } else {
+                    // Newest first: the oldest unacknowledged frame is acknowledged last.
+                    for item in held.reversed() { wb.send("message.delivered", ["message_id": item.id]) }
+                }
+                held = []
+            case "mailbox.drained":
+                drained = true
+            default:
+                break
+            }
+        }
+        for item in held { wb.send("message.delivered", ["message_id": item.id]) }
+        #expect(drained)
+        #expect(received == ids)
+        // Everything was acknowledged: once stored, a new connection drains nothing.
+        var left = -1
+        for _ in 0..<500 where left != 0 {
+            left = try await s.server.store.read { tx -> Int in
+                try tx.mailboxCount(device: try tx.device(user: TernID(b.userID)!, clientID: "b1")!.number)
+            }
+            if left != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(left == 0)
+        await wb.close()
+        await s.stop()
+    }
+
     @Test("receipts reach a sender that was offline, from its mailbox")
     func offlineSenderReceipts() async throws {
         let s = try await InProcessServer.start()

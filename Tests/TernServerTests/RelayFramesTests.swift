@@ -79,4 +79,25 @@ struct RelayFramesTests {
             #expect(groups.map { ordered[$0.range].map(\.tag) } == expected.map(\.tags))
         }
     }
+
+    @Test("message ids parse the same from contiguous bytes and from any sequence; only 48 lowercase hex digits")
+    func messageIDParsing() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let id = MessageID(chat: TernID.random(), seq: UInt64.random(in: 0...UInt64.max, using: &rng) >> UInt64.random(in: 0...63, using: &rng))
+            var text = Array(id.description.utf8)
+            #expect(MessageID(utf8: text) == id)
+            #expect(MessageID(utf8: AnySequence(text)) == id)
+            // One byte changed to something else: uppercase, a non-digit, cut or extended.
+            let at = Int.random(in: 0..<48, using: &rng)
+            let original = text[at]
+            text[at] = [UInt8(ascii: "A"), UInt8(ascii: "g"), UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: "`"), 0xFF].randomElement(using: &rng)!
+            #expect(MessageID(utf8: text) == nil)
+            #expect(MessageID(utf8: AnySequence(text)) == nil)
+            text[at] = original
+            #expect(MessageID(utf8: text.dropLast()) == nil)
+            #expect(MessageID(utf8: text + [UInt8(ascii: "0")]) == nil)
+            #expect(MessageID(utf8: AnySequence(text + [UInt8(ascii: "0")])) == nil)
+        }
+    }
 }
