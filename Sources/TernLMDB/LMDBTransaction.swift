@@ -47,6 +47,16 @@ public final class LMDBTransaction {
         return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 
+    /// Calls `body` with a reader for point reads of keys that mostly follow each other in
+    /// key order (`LMDBSequentialReader`), valid only inside `body`.
+    public func withSequentialReader<R>(_ db: LMDBDatabase, _ body: (inout LMDBSequentialReader) throws -> R) throws -> R {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        defer { mdb_cursor_close(cursor) }
+        var reader = LMDBSequentialReader(cursor: cursor!, name: db.name)
+        return try body(&reader)
+    }
+
     /// A copy of the value stored under `key`.
     public func get(_ db: LMDBDatabase, _ key: [UInt8]) throws -> [UInt8]? {
         try withValue(db, key) { Array($0) }
@@ -189,6 +199,42 @@ public final class LMDBTransaction {
             rc = mdb_cursor_get(cursor, &k, &v, reverse ? MDB_PREV : MDB_NEXT)
         }
         if rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(db.name))") }
+    }
+}
+
+/// Point reads through one cursor: a key that is the one after the previous read's (a
+/// drained mailbox names history records one after the other) is one step of the cursor
+/// instead of a search from the root; any other key is searched.
+public struct LMDBSequentialReader {
+    private let cursor: OpaquePointer
+    private let name: String
+    /// Whether the cursor sits on the previous read's key.
+    private var positioned = false
+
+    init(cursor: OpaquePointer, name: String) {
+        self.cursor = cursor
+        self.name = name
+    }
+
+    /// Calls `body` with the value stored under `key`, or returns nil if there is none.
+    public mutating func withValue<R>(_ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        var k = MDB_val()
+        var v = MDB_val()
+        if positioned {
+            let rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+            if rc == MDB_SUCCESS, compareKeys(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size), key) == 0 {
+                return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            }
+            if rc != MDB_SUCCESS && rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(name))") }
+        }
+        let rc = key.withUnsafeBytes { kb -> Int32 in
+            k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            return mdb_cursor_get(cursor, &k, &v, MDB_SET_KEY)
+        }
+        positioned = rc == MDB_SUCCESS
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_cursor_get(\(name))")
+        return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 }
 

@@ -217,8 +217,10 @@ public final class DeviceSession: @unchecked Sendable {
         let page = relay.settings.drainPage
         relay.store.read(on: eventLoop) { tx in
             var entries = try tx.mailbox(device: device, after: after, limit: page)
-            for index in entries.indices where entries[index].entry.kind == .message && entries[index].entry.data.isEmpty {
-                entries[index].entry.data = try RelayFrames.storedData(entries[index].entry, in: tx)
+            try tx.withHistoryReader { history in
+                for index in entries.indices where entries[index].entry.kind == .message && entries[index].entry.data.isEmpty {
+                    entries[index].entry.data = try RelayFrames.storedData(entries[index].entry, in: tx, history: &history)
+                }
             }
             return entries
         }

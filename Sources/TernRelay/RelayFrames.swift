@@ -89,10 +89,16 @@ public enum RelayFrames {
     /// stored as a reference to the history (empty data), the message as the history holds
     /// it — byte for byte what the live `message.new` carried.
     public static func storedData(_ entry: MailboxEntry, in tx: ReadTx) throws -> [UInt8] {
+        try tx.withHistoryReader { history in try storedData(entry, in: tx, history: &history) }
+    }
+
+    /// `storedData` for the entries of one mailbox page, their messages read through one
+    /// history cursor.
+    public static func storedData(_ entry: MailboxEntry, in tx: ReadTx, history: inout HistoryReader) throws -> [UInt8] {
         guard entry.kind == .message, entry.data.isEmpty else { return entry.data }
         // Straight from the stored bytes when every string is plain (always, in practice);
         // otherwise, or for another layout, through the decoded record.
-        let inPlace = try tx.withStoredMessage(entry.message) { view -> [UInt8]? in
+        let inPlace = try history.withStoredMessage(entry.message) { view -> [UInt8]? in
             guard let view else { return nil }
             return messageData(id: entry.message, view: view)
         }

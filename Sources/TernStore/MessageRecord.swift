@@ -1,4 +1,5 @@
 import TernCore
+import TernLMDB
 
 /// Where a message lives: its chat and its sequence number in the chat's history. Its string
 /// form is the public `message_id`: 32 hex digits of the chat id and 16 of the sequence.
@@ -309,6 +310,25 @@ extension ReadTx {
     /// record of another layout version.
     public func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
         try raw.withValue(tables.messages, id.key) { buffer in try body(try StoredMessageView(buffer)) }
+    }
+
+    /// `body` with a reader of history records that mostly follow each other (a drained
+    /// mailbox's messages): the next message of a chat is one cursor step, not a search.
+    public func withHistoryReader<T>(_ body: (inout HistoryReader) throws -> T) throws -> T {
+        try raw.withSequentialReader(tables.messages) { reader in
+            var history = HistoryReader(reader: reader)
+            return try body(&history)
+        }
+    }
+}
+
+/// History records read through one cursor, valid inside `ReadTx.withHistoryReader` only.
+public struct HistoryReader {
+    fileprivate var reader: LMDBSequentialReader
+
+    /// `ReadTx.withStoredMessage` through the cursor.
+    public mutating func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
+        try reader.withValue(id.key) { buffer in try body(try StoredMessageView(buffer)) }
     }
 }
 

@@ -37,6 +37,41 @@ struct LMDBEnvironmentTests {
         ro.close()
     }
 
+    @Test("the sequential reader returns what point reads return: runs, jumps back and forth, gaps, the end")
+    func sequentialReader() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let env = try LMDBEnvironment(path: dir.path, configuration: LMDBConfiguration(mapSize: 16 << 20))
+        let db = try env.openDatabase("t", create: true)
+        func key(_ n: Int) -> [UInt8] { [UInt8(n >> 8), UInt8(n & 0xFF), 7] }
+        // Every third key is missing; a shorter key sorts between neighbours.
+        let stored = (0..<600).filter { $0 % 3 != 1 }
+        try env.withWriteTransaction { tx in
+            for n in stored { _ = try tx.put(db, key(n), [UInt8(n & 0xFF), UInt8(n >> 8)]) }
+            _ = try tx.put(db, [0, 5], [42])
+        }
+        var rng = SystemRandomNumberGenerator()
+        var wanted: [Int] = []
+        while wanted.count < 3000 {
+            // Mostly runs of consecutive numbers (hits and misses), sometimes a jump anywhere.
+            var n = Int.random(in: -5...605, using: &rng)
+            for _ in 0..<Int.random(in: 1...40, using: &rng) {
+                wanted.append(n)
+                n += Bool.random(using: &rng) ? 1 : 3
+            }
+        }
+        try env.withReadTransaction { tx in
+            try tx.withSequentialReader(db) { reader in
+                for n in wanted {
+                    let k = n < 0 ? [0, 5] : key(n)
+                    let expected = try tx.get(db, k)
+                    #expect(try reader.withValue(k) { Array($0) } == expected)
+                }
+            }
+        }
+        env.close()
+    }
+
     @Test("prefix and range scans follow byte order, forwards and backwards")
     func scans() throws {
         let dir = TemporaryDirectory()
