@@ -70,8 +70,8 @@ struct HTTPSurfaceTests {
         let s = try await InProcessServer.start { config in
             config.devMode = false
             config.otpEcho = true
-            config.ipRateLimit = .per(.seconds(60), 8)
-            config.userRateLimit = .per(.seconds(60), 3)
+            config.ipRateLimit = .per(.seconds(3600), 8)  // refills one per 450 s: none during the test
+            config.userRateLimit = .per(.seconds(3600), 3)
         }
         let session = try await s.client.login(testPhone())  // 2 requests
         var statuses: [Int] = []
