@@ -40,11 +40,17 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// every client frame).
     @inlinable
     public init?(_ text: some StringProtocol) {
+        self.init(utf8: text.utf8)
+    }
+
+    /// The canonical form from its UTF-8 bytes (a frame's string value, uncopied).
+    @inlinable
+    public init?(utf8: some Sequence<UInt8>) {
         var high: UInt64 = 0
         var low: UInt64 = 0
         var i = 0
         var nibbles = 0
-        for c in text.utf8 {
+        for c in utf8 {
             defer { i += 1 }
             guard i < 36 else { return nil }
             if i == 8 || i == 13 || i == 18 || i == 23 {

@@ -173,8 +173,8 @@ public struct SendCommand: Sendable {
         if let chatOverride {
             chat = chatOverride
         } else {
-            guard let raw = data["chat_id"]?.stringValue else { throw .validation("chat_id is required") }
-            guard let id = TernID(raw) else { throw .validation("chat_id must be a UUID") }
+            guard let parsed = data.withString("chat_id", { TernID(utf8: $0) }) else { throw .validation("chat_id is required") }
+            guard let id = parsed else { throw .validation("chat_id must be a UUID") }
             chat = id
         }
         guard let cmid = data["client_msg_id"]?.stringValue else { throw .validation("client_msg_id is required") }

@@ -672,8 +672,10 @@ final class EventCounters: Sendable {
                 return other.increment()
             }
             let length = end - start
-            for (name, counter) in known where name.count == length && name.elementsEqual(bytes[start..<end]) {
-                return counter.increment()
+            for (name, counter) in known where name.count == length {
+                var k = 0
+                while k < length && name[k] == bytes[start + k] { k += 1 }
+                if k == length { return counter.increment() }
             }
             other.increment()
         }

@@ -128,12 +128,16 @@ public struct FlatFrame: Sendable {
             var key = key
             return key.withUTF8 { name -> Value? in
                 let list = self.list
-                for index in range.reversed() {
-                    let member = list[index]
-                    guard member.key.count == name.count else { continue }
-                    if frame.bytes[member.key].elementsEqual(name) { return member.value }
+                return frame.bytes.withUnsafeBufferPointer { bytes -> Value? in
+                    for index in range.reversed() {
+                        let member = list[index]
+                        guard member.key.count == name.count else { continue }
+                        var k = 0
+                        while k < name.count && bytes[member.key.lowerBound + k] == name[k] { k += 1 }
+                        if k == name.count { return member.value }
+                    }
+                    return nil
                 }
-                return nil
             }
         }
 
@@ -155,6 +159,11 @@ public struct FlatFrame: Sendable {
         public func fields(_ key: String) -> Fields? {
             guard case .object(let r)? = find(key) else { return nil }
             return Fields(frame: frame, range: r, nested: true)
+        }
+
+        public func withString<R>(_ key: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+            guard case .string(let r)? = find(key) else { return nil }
+            return frame.bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[r])) }
         }
     }
 
@@ -226,11 +235,19 @@ public protocol JSONFields {
     subscript(_ key: String) -> JSON? { get }
     /// The member `key` when it is an object, else nil.
     func fields(_ key: String) -> Nested?
+    /// `body` over the UTF-8 bytes of member `key` when it is a string, else nil (no
+    /// `String` made where the bytes are at hand).
+    func withString<R>(_ key: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R?
 }
 
 extension Dictionary: JSONFields where Key == String, Value == JSON {
     public func fields(_ key: String) -> [String: JSON]? {
         if case .object(let object)? = self[key] { return object }
         return nil
+    }
+
+    public func withString<R>(_ key: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard var text = self[key]?.stringValue else { return nil }
+        return text.withUTF8(body)
     }
 }

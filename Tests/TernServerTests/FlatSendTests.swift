@@ -41,6 +41,28 @@ struct FlatSendTests {
         }
     }
 
+    @Test("chat_id: missing, not a string, not a UUID, or in capitals — the same answer on both paths")
+    func chatIDForms() throws {
+        let cases: [(chat: String, expected: String)] = [
+            ("", "error VALIDATION_ERROR chat_id is required"),
+            (#""chat_id":7,"#, "error VALIDATION_ERROR chat_id is required"),
+            (#""chat_id":"5c0e8a4e-1b2c-4d3e-8f70-0123456789a","#, "error VALIDATION_ERROR chat_id must be a UUID"),
+            (#""chat_id":"5c0e8a4e-1b2c-4d3e-8f70_0123456789ab","#, "error VALIDATION_ERROR chat_id must be a UUID"),
+            (#""chat_id":"5C0E8A4E-1B2C-4D3E-8F70-0123456789AB","#, "ok \(Self.chat)"),
+        ]
+        for (chat, expected) in cases {
+            let bytes = Array(#"{"event":"message.send","data":{\#(chat)"type":"text","payload":{"body":"hi"},"client_msg_id":"c-1"}}"#.utf8)
+            let flat = try #require(FlatFrame.scan(bytes))
+            let general = try InboundFrame.parse(bytes)
+            for result in [
+                outcome { () throws(TernError) in try SendCommand.parse(flat.fields) },
+                outcome { () throws(TernError) in try SendCommand.parse(general.data) },
+            ] {
+                #expect(result.hasPrefix(expected), "\(chat): \(result)")
+            }
+        }
+    }
+
     @Test("random mutations: whenever the flat path accepts a frame, the outcome is the same")
     func fuzz() throws {
         var rng = SystemRandomNumberGenerator()
