@@ -145,8 +145,11 @@ extension Inspector {
         // History: every message in an existing chat, below the chat's head.
         try scan({ $0.messages }) { tx, key, value in
             checked["messages", default: 0] += 1
-            guard decodes(MessageRecord.self, "messages", key, value) != nil, let chat = key.id(at: 0) else { return true }
+            guard let record = decodes(MessageRecord.self, "messages", key, value), let chat = key.id(at: 0) else { return true }
             let seq = key.u64(at: 16)
+            if record.flags & MessageRecord.inlineReceiptFlag != 0 && record.recipients != 1 {
+                report("messages.inline_receipt", "messages", key, "receipt kept in the record but \(record.recipients) recipients")
+            }
             guard let head = try tx.chatHead(chat) else {
                 report("messages.chat_missing", "messages", key, "chat \(chat) has no head")
                 return true
@@ -158,7 +161,13 @@ extension Inspector {
             checked["receipts", default: 0] += 1
             guard decodes(ReceiptRecord.self, "receipts", key, value) != nil, let chat = key.id(at: 0) else { return true }
             let id = MessageID(chat: chat, seq: key.u64(at: 16))
-            if try tx.message(id) == nil { report("receipts.message_missing", "receipts", key, "message \(id) does not exist") }
+            guard let message = try tx.message(id) else {
+                report("receipts.message_missing", "receipts", key, "message \(id) does not exist")
+                return true
+            }
+            if message.inlineReceipt != nil {
+                report("receipts.inline_message", "receipts", key, "message \(id) keeps its receipt in its record")
+            }
             return true
         }
         // Mailboxes: every entry belongs to an existing device, below its mailbox head; a

@@ -97,4 +97,31 @@ struct CheckReferenceTests {
         let report = try Inspector(storePath: dir.file("store")).check()
         #expect(report.problems.contains { $0.rule == "mailbox.message_missing" && $0.detail.contains(ghost.description) })
     }
+
+    @Test("an inline receipt on a message with several recipients, or a receipts row beside one, is reported")
+    func inlineReceiptConsistency() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try Store(configuration: StoreConfiguration(path: dir.file("store"), mapSize: 64 << 20), logger: Logger(label: "test"))
+        let chat = TernID.random()
+        let sender = TernID.random()
+        let odd = MessageID(chat: chat, seq: 1)
+        let direct = MessageID(chat: chat, seq: 2)
+        @Sendable func record(recipients: UInt32) -> MessageRecord {
+            MessageRecord(
+                sender: sender, senderDevice: 1, clientMsgID: "c-\(recipients)", kind: "text", payload: Array(#"{"body":"x"}"#.utf8),
+                createdAt: Timestamp(milliseconds: 1), recipients: recipients, flags: MessageRecord.inlineReceiptFlag)
+        }
+        try await store.write { tx in
+            try tx.putChatHead(chat, ChatHead(lastSeq: 2, lastActivity: Timestamp(milliseconds: 1)))
+            try tx.putMessage(odd, record(recipients: 3))
+            try tx.putMessage(direct, record(recipients: 1))
+            try tx.putReceipt(direct, user: TernID.random(), ReceiptRecord(status: .delivered, deliveredAt: Timestamp(milliseconds: 2)))
+        }
+        await store.close()
+        let report = try Inspector(storePath: dir.file("store")).check()
+        #expect(report.problems.contains { $0.rule == "messages.inline_receipt" })
+        #expect(report.problems.contains { $0.rule == "receipts.inline_message" && $0.detail.contains(direct.description) })
+        #expect(report.problems.filter { $0.rule.hasPrefix("messages.inline") }.count == 1)
+    }
 }
