@@ -25,10 +25,48 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T13:42:00.123Z`.
     public var rfc3339: String {
+        var fixed = String(unsafeUninitializedCapacity: 24) { buffer in writeRFC3339(to: buffer.baseAddress!) ? 24 : 0 }
+        if fixed.isEmpty {
+            let (year, month, day, h, m, s, f) = fields
+            fixed = "\(year)-\(month)-\(day)T\(h):\(m):\(s).\(f)Z"
+        }
+        return fixed
+    }
+
+    /// Writes the 24 bytes of `rfc3339` at `p` (no `String` made: this runs for every
+    /// message frame); false, with nothing written, for a year outside 0...9999.
+    public func writeRFC3339(to p: UnsafeMutablePointer<UInt8>) -> Bool {
+        let (year, month, day, h, m, s, f) = fields
+        guard (0...9999).contains(year) else { return false }
+        func put(_ v: Int64, _ width: Int, at offset: Int) {
+            var v = v
+            for i in stride(from: width - 1, through: 0, by: -1) {
+                p[offset + i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        put(year, 4, at: 0)
+        p[4] = 45
+        put(month, 2, at: 5)
+        p[7] = 45
+        put(day, 2, at: 8)
+        p[10] = 84
+        put(h, 2, at: 11)
+        p[13] = 58
+        put(m, 2, at: 14)
+        p[16] = 58
+        put(s, 2, at: 17)
+        p[19] = 46
+        put(f, 3, at: 20)
+        p[23] = 90
+        return true
+    }
+
+    /// The civil date and time in UTC (Howard Hinnant's civil-from-days).
+    private var fields: (year: Int64, month: Int64, day: Int64, h: Int64, m: Int64, s: Int64, f: Int64) {
         let ms = milliseconds
         var days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
         let msOfDay = ms - days * 86_400_000
-        // Civil-from-days (Howard Hinnant's algorithm).
         days += 719_468
         let era = (days >= 0 ? days : days - 146_096) / 146_097
         let doe = days - era * 146_097
@@ -38,36 +76,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        // Written digit by digit into a fixed buffer: this runs for every message frame.
-        let h = msOfDay / 3_600_000
-        let m = msOfDay / 60_000 % 60
-        let s = msOfDay / 1000 % 60
-        let f = msOfDay % 1000
-        guard (0...9999).contains(year) else { return "\(year)-\(month)-\(day)T\(h):\(m):\(s).\(f)Z" }
-        return String(unsafeUninitializedCapacity: 24) { buffer in
-            func put(_ v: Int64, _ width: Int, at offset: Int) {
-                var v = v
-                for i in stride(from: width - 1, through: 0, by: -1) {
-                    buffer[offset + i] = UInt8(48 + v % 10)
-                    v /= 10
-                }
-            }
-            put(year, 4, at: 0)
-            buffer[4] = 45
-            put(month, 2, at: 5)
-            buffer[7] = 45
-            put(day, 2, at: 8)
-            buffer[10] = 84
-            put(h, 2, at: 11)
-            buffer[13] = 58
-            put(m, 2, at: 14)
-            buffer[16] = 58
-            put(s, 2, at: 17)
-            buffer[19] = 46
-            put(f, 3, at: 20)
-            buffer[23] = 90
-            return 24
-        }
+        return (year, month, day, msOfDay / 3_600_000, msOfDay / 60_000 % 60, msOfDay / 1000 % 60, msOfDay % 1000)
     }
 
     /// Parses RFC 3339 (`Z` or a numeric offset, optional fraction). Nil if malformed.

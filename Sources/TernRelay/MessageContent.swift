@@ -58,7 +58,7 @@ public struct MessageContent: Sendable, Equatable {
     /// Validates the payload object `p` of a `kind` message.
     static func validate(kind: MessageKind, payload p: some JSONFields) throws(TernError) -> MessageContent {
         let type = kind.rawValue
-        var w = JSONWriter(capacity: 128)
+        var w = JSONWriter(capacity: 512)  // one allocation for the usual payload
         w.beginObject()
         var preview = ""
         var mediaID: TernID?

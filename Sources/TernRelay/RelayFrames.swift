@@ -163,7 +163,7 @@ public enum RelayFrames {
         f.literal(#","status":""#)
         f.plain(status.name)
         f.literal(#"","created_at":""#)
-        f.plain(m.createdAt.rfc3339)
+        f.rfc3339(m.createdAt)
         f.literal(#"","timestamp":"#)
         f.decimal(UInt64(m.createdAt.milliseconds))
         f.literal(m.flags & MessageRecord.deletedFlag != 0 ? #","is_deleted":true}"# : #","is_deleted":false}"#)
@@ -195,7 +195,7 @@ public enum RelayFrames {
             f.literal(#"","message_id":""#)
             f.fixed(count: 48) { id.write(to: $0) }
             f.literal(#"","created_at":""#)
-            f.plain(createdAt.rfc3339)
+            f.rfc3339(createdAt)
             f.literal(#"","timestamp":"#)
             f.decimal(UInt64(createdAt.milliseconds))
             f.literal(duplicate ? #","status":"sent","duplicate":true}}"# : #","status":"sent"}}"#)

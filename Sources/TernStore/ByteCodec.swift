@@ -144,12 +144,17 @@ public protocol StoreRecord: Sendable {
     func encode(into writer: inout ByteWriter)
     /// Reads the fields of a record written with layout `version`.
     init(from reader: inout ByteReader, version: UInt8) throws(StoreError)
+    /// Bytes to reserve for `encoded()` (the exact size where cheap to know: a record that
+    /// outgrows the reservation is copied once per doubling).
+    var encodedCapacity: Int { get }
 }
 
 extension StoreRecord {
+    public var encodedCapacity: Int { 64 }
+
     /// Version byte followed by the fields.
     public func encoded() -> [UInt8] {
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: encodedCapacity)
         writer.u8(Self.layoutVersion)
         encode(into: &writer)
         return writer.bytes

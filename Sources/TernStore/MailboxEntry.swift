@@ -41,6 +41,8 @@ public struct MailboxEntry: StoreRecord, Equatable {
         self.enqueuedAt = enqueuedAt
     }
 
+    public var encodedCapacity: Int { 1 + 1 + 4 + event.utf8.count + 4 + data.count + 24 + 16 + 8 }
+
     public func encode(into w: inout ByteWriter) {
         w.u8(kind.rawValue)
         w.string(event)

@@ -200,6 +200,11 @@ public struct MessageRecord: StoreRecord, Equatable {
         return (sender, buffer[buffer.count - 1] & systemFlag != 0)
     }
 
+    public var encodedCapacity: Int {
+        // version, sender, device, four length-prefixed fields, created_at, counters, times, flags
+        1 + 16 + 8 + 16 + clientMsgID.utf8.count + kind.utf8.count + payload.count + replyTo.utf8.count + 8 + 12 + 16 + 1
+    }
+
     public func encode(into w: inout ByteWriter) {
         w.id(sender)
         w.u64(senderDevice)

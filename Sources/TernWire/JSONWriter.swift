@@ -265,6 +265,17 @@ public struct PlainFrameBytes {
         text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
+    /// A time as RFC 3339, written in place.
+    public mutating func rfc3339(_ time: Timestamp) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: 24))
+        let written = bytes.withUnsafeMutableBufferPointer { time.writeRFC3339(to: $0.baseAddress! + start) }
+        if !written {
+            bytes.removeLast(24)
+            plain(time.rfc3339)
+        }
+    }
+
     /// `count` bytes written by `fill` (hex ids, UUIDs).
     public mutating func fixed(count: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Void) {
         let start = bytes.count

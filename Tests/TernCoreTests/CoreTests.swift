@@ -25,6 +25,12 @@ struct CoreTests {
         #expect(Timestamp(milliseconds: 1_764_164_520_123).rfc3339 == "2025-11-26T13:42:00.123Z")
         #expect(Timestamp(milliseconds: 951_782_400_000).rfc3339 == "2000-02-29T00:00:00.000Z")
         #expect(Timestamp(milliseconds: -1).rfc3339 == "1969-12-31T23:59:59.999Z")
+        // Past year 9999 the fixed 24-byte form does not fit: the unpadded one is written.
+        let far = Timestamp(milliseconds: 400_000_000_000_000)
+        var scratch = [UInt8](repeating: 0, count: 24)
+        #expect(!scratch.withUnsafeMutableBufferPointer { far.writeRFC3339(to: $0.baseAddress!) })
+        #expect(far.rfc3339.hasPrefix("14645-") && far.rfc3339.hasSuffix("Z"))
+        #expect(Timestamp(milliseconds: 253_402_300_799_999).rfc3339 == "9999-12-31T23:59:59.999Z")
         #expect(Timestamp(rfc3339: "2025-11-26T13:42:00.123Z")?.milliseconds == 1_764_164_520_123)
         #expect(Timestamp(rfc3339: "2025-11-26T14:42:00+01:00")?.milliseconds == 1_764_164_520_000)
         #expect(Timestamp(rfc3339: "2025-11-26T13:42:00.1234567Z")?.milliseconds == 1_764_164_520_123)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TernCore
 import TernStore
+import TernWire
 
 @testable import TernRelay
 
@@ -98,6 +99,19 @@ struct RelayFramesTests {
             #expect(MessageID(utf8: text.dropLast()) == nil)
             #expect(MessageID(utf8: text + [UInt8(ascii: "0")]) == nil)
             #expect(MessageID(utf8: AnySequence(text + [UInt8(ascii: "0")])) == nil)
+        }
+    }
+
+    @Test("times written in place equal their RFC 3339 strings, in and past the four-digit years")
+    func timesInPlace() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let time = Timestamp(milliseconds: Int64.random(in: -62_000_000_000_000...500_000_000_000_000, using: &rng))
+            var f = PlainFrameBytes(capacity: 8)
+            f.literal("<")
+            f.rfc3339(time)
+            f.literal(">")
+            #expect(f.bytes == Array("<\(time.rfc3339)>".utf8))
         }
     }
 }

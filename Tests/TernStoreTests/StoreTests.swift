@@ -272,4 +272,19 @@ struct StoreTests {
         #expect(try store.readNow { try $0.message(old) }?.delivered == 1)
         await store.close()
     }
+
+    @Test("the reserved size of a message record and a mailbox entry is their encoded size")
+    func encodedCapacities() {
+        for n in [0, 1, 100, 5000] {
+            let record = MessageRecord(
+                sender: TernID.random(), senderDevice: 9, clientMsgID: String(repeating: "c", count: n % 64 + 1), kind: "text",
+                payload: [UInt8](repeating: 0x61, count: n), replyTo: n > 1 ? "r" : "", createdAt: Timestamp(milliseconds: 5),
+                recipients: 1, deliveredAt: Timestamp(milliseconds: 6), flags: MessageRecord.inlineReceiptFlag)
+            #expect(record.encoded().count == record.encodedCapacity)
+            let entry = MailboxEntry(
+                kind: .receipt, event: "message.status", data: [UInt8](repeating: 1, count: n), message: MessageID(chat: TernID.random(), seq: 3),
+                sender: TernID.random(), enqueuedAt: Timestamp(milliseconds: 7))
+            #expect(entry.encoded().count == entry.encodedCapacity)
+        }
+    }
 }
