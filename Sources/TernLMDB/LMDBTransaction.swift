@@ -37,14 +37,7 @@ public final class LMDBTransaction {
     public func withValue<R>(
         _ db: LMDBDatabase, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
-        var v = MDB_val()
-        let rc = key.withUnsafeBytes { kb -> Int32 in
-            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-            return mdb_get(handle, db.dbi, &k, &v)
-        }
-        if rc == MDB_NOTFOUND { return nil }
-        try check(rc, "mdb_get(\(db.name))")
-        return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        try key.withUnsafeBytes { try withValue(db, key: $0, body) }
     }
 
     /// Calls `body` with a reader for point reads of keys that mostly follow each other in
@@ -55,6 +48,24 @@ public final class LMDBTransaction {
         defer { mdb_cursor_close(cursor) }
         var reader = LMDBSequentialReader(cursor: cursor!, name: db.name)
         return try body(&reader)
+    }
+
+    /// `withValue` for a key kept inline.
+    public func withValue<R>(
+        _ db: LMDBDatabase, _ key: InlineBytes, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        try key.withUnsafeBytes { try withValue(db, key: $0, body) }
+    }
+
+    private func withValue<R>(
+        _ db: LMDBDatabase, key kb: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        var v = MDB_val()
+        var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+        let rc = mdb_get(handle, db.dbi, &k, &v)
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_get(\(db.name))")
+        return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 
     /// A copy of the value stored under `key`.
@@ -100,15 +111,27 @@ public final class LMDBTransaction {
     /// and the call returns false.
     @discardableResult
     public func put(_ db: LMDBDatabase, _ key: [UInt8], _ value: [UInt8], overwrite: Bool = true) throws -> Bool {
+        try key.withUnsafeBytes { kb in try value.withUnsafeBytes { vb in try put(db, key: kb, value: vb, overwrite: overwrite) } }
+    }
+
+    /// `put` for a key kept inline.
+    @discardableResult
+    public func put(_ db: LMDBDatabase, _ key: InlineBytes, _ value: [UInt8], overwrite: Bool = true) throws -> Bool {
+        try key.withUnsafeBytes { kb in try value.withUnsafeBytes { vb in try put(db, key: kb, value: vb, overwrite: overwrite) } }
+    }
+
+    /// `put` for a key and a value kept inline.
+    @discardableResult
+    public func put(_ db: LMDBDatabase, _ key: InlineBytes, _ value: InlineBytes, overwrite: Bool = true) throws -> Bool {
+        try key.withUnsafeBytes { kb in try value.withUnsafeBytes { vb in try put(db, key: kb, value: vb, overwrite: overwrite) } }
+    }
+
+    private func put(_ db: LMDBDatabase, key kb: UnsafeRawBufferPointer, value vb: UnsafeRawBufferPointer, overwrite: Bool) throws -> Bool {
         precondition(!isReadOnly, "put in a read-only transaction")
         let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)
-        let rc = key.withUnsafeBytes { kb in
-            value.withUnsafeBytes { vb -> Int32 in
-                var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-                var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
-                return mdb_put(handle, db.dbi, &k, &v, flags)
-            }
-        }
+        var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+        var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
+        let rc = mdb_put(handle, db.dbi, &k, &v, flags)
         if rc == MDB_KEYEXIST && !overwrite { return false }
         try checkWrite(rc, "mdb_put(\(db.name))")
         mutationCount += 1
@@ -118,11 +141,19 @@ public final class LMDBTransaction {
     /// Removes `key`; returns false if it did not exist.
     @discardableResult
     public func delete(_ db: LMDBDatabase, _ key: [UInt8]) throws -> Bool {
+        try key.withUnsafeBytes { try delete(db, key: $0) }
+    }
+
+    /// `delete` for a key kept inline.
+    @discardableResult
+    public func delete(_ db: LMDBDatabase, _ key: InlineBytes) throws -> Bool {
+        try key.withUnsafeBytes { try delete(db, key: $0) }
+    }
+
+    private func delete(_ db: LMDBDatabase, key kb: UnsafeRawBufferPointer) throws -> Bool {
         precondition(!isReadOnly, "delete in a read-only transaction")
-        let rc = key.withUnsafeBytes { kb -> Int32 in
-            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-            return mdb_del(handle, db.dbi, &k, nil)
-        }
+        var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+        let rc = mdb_del(handle, db.dbi, &k, nil)
         if rc == MDB_NOTFOUND { return false }
         try checkWrite(rc, "mdb_del(\(db.name))")
         mutationCount += 1
@@ -218,19 +249,26 @@ public struct LMDBSequentialReader {
 
     /// Calls `body` with the value stored under `key`, or returns nil if there is none.
     public mutating func withValue<R>(_ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { try withValue(key: $0, body) }
+    }
+
+    /// `withValue` for a key built inline.
+    public mutating func withValue<R>(_ key: InlineBytes, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { try withValue(key: $0, body) }
+    }
+
+    private mutating func withValue<R>(key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         var k = MDB_val()
         var v = MDB_val()
         if positioned {
             let rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
-            if rc == MDB_SUCCESS, compareKeys(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size), key) == 0 {
+            if rc == MDB_SUCCESS, k.mv_size == key.count, key.isEmpty || memcmp(k.mv_data, key.baseAddress!, key.count) == 0 {
                 return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
             }
             if rc != MDB_SUCCESS && rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(name))") }
         }
-        let rc = key.withUnsafeBytes { kb -> Int32 in
-            k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-            return mdb_cursor_get(cursor, &k, &v, MDB_SET_KEY)
-        }
+        k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_KEY)
         positioned = rc == MDB_SUCCESS
         if rc == MDB_NOTFOUND { return nil }
         try check(rc, "mdb_cursor_get(\(name))")

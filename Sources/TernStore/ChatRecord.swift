@@ -188,7 +188,7 @@ extension ReadTx {
     }
 
     public func chatHead(_ id: TernID) throws -> ChatHead? {
-        try record(ChatHead.self, in: tables.chatHeads, at: Keys.id(id))
+        try record(ChatHead.self, in: tables.chatHeads, at: Keys.idInline(id))
     }
 
     public func member(chat: TernID, user: TernID) throws -> MemberRecord? {
@@ -241,7 +241,7 @@ extension WriteTx {
     }
 
     public func putChatHead(_ id: TernID, _ head: ChatHead) throws {
-        try putCached(head.encoded(), in: tables.chatHeads, at: Keys.id(id))
+        try putCached(head.encoded(), in: tables.chatHeads, at: Keys.idInline(id))
         cache.setChatHead(head, chat: id)
     }
 

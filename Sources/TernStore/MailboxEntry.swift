@@ -67,7 +67,7 @@ public struct MailboxEntry: StoreRecord, Equatable {
 extension ReadTx {
     /// The last sequence number handed out in `device`'s mailbox (0 = none yet).
     public func mailboxHead(device: UInt64) throws -> UInt64 {
-        try raw.withValue(tables.mailboxHeads, Keys.u64(device)) { buffer throws(StoreError) -> UInt64 in
+        try raw.withValue(tables.mailboxHeads, Keys.u64Inline(device)) { buffer throws(StoreError) -> UInt64 in
             var r = ByteReader(buffer, what: "mailbox_heads")
             return try r.u64()
         } ?? 0
@@ -106,8 +106,8 @@ extension WriteTx {
     /// message is serialized once, not once per member device.
     public func appendToMailbox(device: UInt64, encoded: [UInt8]) throws -> UInt64 {
         let seq = try (cache.mailboxHeads[device] ?? mailboxHead(device: device)) + 1
-        try putBytes(encoded, in: tables.mailbox, at: Keys.u64Pair(device, seq))
-        try putCached(Keys.u64(seq), in: tables.mailboxHeads, at: Keys.u64(device))
+        try putBytes(encoded, in: tables.mailbox, at: Keys.u64PairInline(device, seq))
+        try putCached(Keys.u64Inline(seq), in: tables.mailboxHeads, at: Keys.u64Inline(device))
         cache.setMailboxHead(seq, device: device)
         return seq
     }
@@ -115,7 +115,7 @@ extension WriteTx {
     /// Removes entry `seq` of `device`; false if it was not there.
     @discardableResult
     public func removeFromMailbox(device: UInt64, seq: UInt64) throws -> Bool {
-        try delete(tables.mailbox, Keys.u64Pair(device, seq))
+        try delete(tables.mailbox, Keys.u64PairInline(device, seq))
     }
 
     /// Removes every entry of `device` with seq <= `upTo`; returns the removed entries'

@@ -93,6 +93,9 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     /// The history key.
     public var key: [UInt8] { Keys.idSeq(chat, seq) }
 
+    /// The history key, built inline.
+    public var inlineKey: InlineBytes { Keys.idSeqInline(chat, seq) }
+
     /// One word into the hasher (message ids key the relay's in-flight and receipt tables).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(chat.mixed &+ seq)
@@ -314,7 +317,7 @@ extension ReadTx {
     /// `body` over message `id` read in place (nil: no such message). `body` gets nil for a
     /// record of another layout version.
     public func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
-        try raw.withValue(tables.messages, id.key) { buffer in try body(try StoredMessageView(buffer)) }
+        try raw.withValue(tables.messages, id.inlineKey) { buffer in try body(try StoredMessageView(buffer)) }
     }
 
     /// `body` with a reader of history records that mostly follow each other (a drained
@@ -333,7 +336,7 @@ public struct HistoryReader {
 
     /// `ReadTx.withStoredMessage` through the cursor.
     public mutating func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
-        try reader.withValue(id.key) { buffer in try body(try StoredMessageView(buffer)) }
+        try reader.withValue(id.inlineKey) { buffer in try body(try StoredMessageView(buffer)) }
     }
 }
 
@@ -386,7 +389,7 @@ public struct ReceiptRecord: StoreRecord, Equatable {
 
 extension ReadTx {
     public func message(_ id: MessageID) throws -> MessageRecord? {
-        try record(MessageRecord.self, in: tables.messages, at: id.key)
+        try record(MessageRecord.self, in: tables.messages, at: id.inlineKey)
     }
 
     /// Messages of `chat` with `lower <= seq < upper`, newest first if `newestFirst`, at most
@@ -418,10 +421,14 @@ extension ReadTx {
 
     /// The message an earlier send with (`sender`, `clientMsgID`) created.
     public func dedupe(sender: TernID, clientMsgID: String) throws -> MessageID? {
-        try raw.withValue(tables.dedupe, Keys.idThen(sender, clientMsgID.utf8)) { buffer throws(StoreError) -> MessageID in
+        func decode(_ buffer: UnsafeRawBufferPointer) throws(StoreError) -> MessageID {
             var r = ByteReader(buffer, what: "dedupe")
             return MessageID(chat: try r.id(), seq: try r.u64())
         }
+        guard let key = Keys.idThenInline(sender, clientMsgID) else {
+            return try raw.withValue(tables.dedupe, Keys.idThen(sender, clientMsgID.utf8), decode)
+        }
+        return try raw.withValue(tables.dedupe, key, decode)
     }
 }
 
@@ -438,7 +445,7 @@ extension WriteTx {
     /// The stored bytes of message `id`: read once by a step that needs the sender first
     /// (`MessageRecord.decodeSender`) and then patches the counters (`countReceipts(_:stored:…)`).
     public func messageBytes(_ id: MessageID) throws -> [UInt8]? {
-        try bytes(tables.messages, id.key)
+        try bytes(tables.messages, id.inlineKey)
     }
 
     /// `countReceipt` for several recipients at once, on bytes already read in this
@@ -508,7 +515,7 @@ extension WriteTx {
             }
             return (sender, counters)
         }
-        try putBytes(value, in: tables.messages, at: id.key)
+        try putBytes(value, in: tables.messages, at: id.inlineKey)
         let counts = MessageRecord(
             sender: sender, senderDevice: 0, clientMsgID: "", kind: "", payload: [], createdAt: Timestamp(milliseconds: 0),
             recipients: counters.recipients, delivered: counters.delivered, read: counters.read)
@@ -516,7 +523,7 @@ extension WriteTx {
     }
 
     public func putMessage(_ id: MessageID, _ message: MessageRecord) throws {
-        try put(message, in: tables.messages, at: id.key)
+        try put(message, in: tables.messages, at: id.inlineKey)
     }
 
     /// Stores `receipt` only if `user` has none for the message yet: one B-tree operation
@@ -530,6 +537,10 @@ extension WriteTx {
     }
 
     public func putDedupe(sender: TernID, clientMsgID: String, _ id: MessageID) throws {
-        try putBytes(id.key, in: tables.dedupe, at: Keys.idThen(sender, clientMsgID.utf8))
+        guard let key = Keys.idThenInline(sender, clientMsgID) else {
+            try putBytes(id.key, in: tables.dedupe, at: Keys.idThen(sender, clientMsgID.utf8))
+            return
+        }
+        try putBytes(id.inlineKey, in: tables.dedupe, at: key)
     }
 }

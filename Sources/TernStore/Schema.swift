@@ -181,3 +181,43 @@ public enum Keys {
         return w.bytes
     }
 }
+
+/// The keys of the per-message store operations built inline (no array per key); each
+/// equals its `Keys` counterpart byte for byte.
+extension Keys {
+    public static func idInline(_ id: TernID) -> InlineBytes {
+        var k = InlineBytes()
+        k.append(id.high)
+        k.append(id.low)
+        return k
+    }
+
+    public static func idSeqInline(_ id: TernID, _ seq: UInt64) -> InlineBytes {
+        var k = idInline(id)
+        k.append(seq)
+        return k
+    }
+
+    public static func u64Inline(_ v: UInt64) -> InlineBytes {
+        var k = InlineBytes()
+        k.append(v)
+        return k
+    }
+
+    public static func u64PairInline(_ a: UInt64, _ b: UInt64) -> InlineBytes {
+        var k = u64Inline(a)
+        k.append(b)
+        return k
+    }
+
+    /// `idThen(id, text.utf8)`, or nil when it does not fit inline.
+    public static func idThenInline(_ id: TernID, _ text: String) -> InlineBytes? {
+        var k = idInline(id)
+        var text = text
+        return text.withUTF8 { utf8 -> InlineBytes? in
+            guard k.fits(utf8.count) else { return nil }
+            k.append(contentsOf: UnsafeRawBufferPointer(utf8))
+            return k
+        }
+    }
+}

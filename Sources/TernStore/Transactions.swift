@@ -29,6 +29,16 @@ public class ReadTx {
         try raw.get(db, key)
     }
 
+    /// `record` for a key built inline.
+    public func record<R: StoreRecord>(_ type: R.Type, in db: LMDBDatabase, at key: InlineBytes) throws -> R? {
+        try raw.withValue(db, key) { buffer in try R.decode(buffer) }
+    }
+
+    /// `bytes` for a key built inline.
+    public func bytes(_ db: LMDBDatabase, _ key: InlineBytes) throws -> [UInt8]? {
+        try raw.withValue(db, key) { Array($0) }
+    }
+
     /// Entries in `db`.
     public func count(_ db: LMDBDatabase) throws -> Int {
         try raw.count(db)
@@ -103,6 +113,43 @@ public final class WriteTx: ReadTx {
     /// one write that does not drop cached entries of its table.
     func putCached(_ value: [UInt8], in db: LMDBDatabase, at key: [UInt8]) throws {
         try raw.put(db, key, value)
+    }
+
+    /// `putCached` with key and value built inline.
+    func putCached(_ value: InlineBytes, in db: LMDBDatabase, at key: InlineBytes) throws {
+        try raw.put(db, key, value)
+    }
+
+    /// `putCached` with the key built inline.
+    func putCached(_ value: [UInt8], in db: LMDBDatabase, at key: InlineBytes) throws {
+        try raw.put(db, key, value)
+    }
+
+    /// `put` for a key built inline.
+    public func put<R: StoreRecord>(_ record: R, in db: LMDBDatabase, at key: InlineBytes) throws {
+        cache.wrote(db)
+        try raw.put(db, key, record.encoded())
+    }
+
+    /// `putBytes` for a key built inline.
+    @discardableResult
+    public func putBytes(_ value: [UInt8], in db: LMDBDatabase, at key: InlineBytes, overwrite: Bool = true) throws -> Bool {
+        cache.wrote(db)
+        return try raw.put(db, key, value, overwrite: overwrite)
+    }
+
+    /// `putBytes` for a key and a value built inline.
+    @discardableResult
+    public func putBytes(_ value: InlineBytes, in db: LMDBDatabase, at key: InlineBytes, overwrite: Bool = true) throws -> Bool {
+        cache.wrote(db)
+        return try raw.put(db, key, value, overwrite: overwrite)
+    }
+
+    /// `delete` for a key built inline.
+    @discardableResult
+    public func delete(_ db: LMDBDatabase, _ key: InlineBytes) throws -> Bool {
+        cache.wrote(db)
+        return try raw.delete(db, key)
     }
 
     /// Removes `key`; false if it was absent.

@@ -287,4 +287,36 @@ struct StoreTests {
             #expect(entry.encoded().count == entry.encodedCapacity)
         }
     }
+
+    @Test("keys built inline equal the array keys; a dedupe key too long to build inline still works")
+    func inlineKeys() async throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let id = TernID.random()
+            let (a, b) = (UInt64.random(in: 0...UInt64.max, using: &rng), UInt64.random(in: 0...UInt64.max, using: &rng))
+            #expect(Keys.idInline(id).array == Keys.id(id))
+            #expect(Keys.idSeqInline(id, a).array == Keys.idSeq(id, a))
+            #expect(Keys.u64Inline(a).array == Keys.u64(a))
+            #expect(Keys.u64PairInline(a, b).array == Keys.u64Pair(a, b))
+            let text = String(repeating: "é", count: Int.random(in: 0...70, using: &rng))
+            if let inline = Keys.idThenInline(id, text) {
+                #expect(inline.array == Keys.idThen(id, text.utf8))
+            } else {
+                #expect(16 + text.utf8.count > InlineBytes.capacity)
+            }
+        }
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let sender = TernID.random()
+        let message = MessageID(chat: TernID.random(), seq: 4)
+        for clientMsgID in ["c-1", String(repeating: "x", count: 112), String(repeating: "y", count: 113), String(repeating: "z", count: 400)] {
+            try await store.write { try $0.putDedupe(sender: sender, clientMsgID: clientMsgID, message) }
+            #expect(try store.readNow { try $0.dedupe(sender: sender, clientMsgID: clientMsgID) } == message)
+            // Stored under the same key either way.
+            #expect(try store.readNow { try $0.bytes($0.tables.dedupe, Keys.idThen(sender, clientMsgID.utf8)) } == message.key)
+        }
+        #expect(try store.readNow { try $0.dedupe(sender: sender, clientMsgID: "c-2") } == nil)
+        await store.close()
+    }
 }
