@@ -241,11 +241,12 @@ public final class Relay: Sendable {
         head.lastSeq += 1
         head.lastActivity = now
         let id = MessageID(chat: command.chat, seq: head.lastSeq)
-        let recipients = members.filter { $0 != sender.user }
+        // The sender is a member (checked above): everyone else is a recipient.
+        let recipients = members.count - (members.contains(sender.user) ? 1 : 0)
         var record = draft
-        record.recipients = UInt32(recipients.count)
+        record.recipients = UInt32(recipients)
         // One recipient (every direct message): its receipt lives in the record.
-        if recipients.count == 1 { record.flags |= MessageRecord.inlineReceiptFlag }
+        if recipients == 1 { record.flags |= MessageRecord.inlineReceiptFlag }
         try tx.putChatHead(command.chat, head)
         try tx.putMessage(id, record)
         try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
@@ -255,7 +256,8 @@ public final class Relay: Sendable {
         // history — not once per member device (a 100-member group wrote 45 KB of mailbox
         // pages per message, then deleted them on the acknowledgements).
         let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now).encoded()
-        let deliveries = try tx.fanOut(entry, to: recipients + [sender.user], skipping: sender.deviceNumber)
+        // Every member's devices, the sender's other devices included.
+        let deliveries = try tx.fanOut(entry, to: members, skipping: sender.deviceNumber)
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
     }
 
@@ -304,9 +306,9 @@ public final class Relay: Sendable {
                     advanced.append((item.user, item.status))
                 }
                 guard !advanced.isEmpty else { continue }
-                counted = try tx.advanceInlineReceipt(id, stored: stored, to: state, at: now)
+                counted = try tx.advanceInlineReceipt(id, stored: consume stored, to: state, at: now)
             } else {
-                counted = try Self.recordReceipts(tx, id, stored: stored, sender: sender, items: items, now: now, advanced: &advanced)
+                counted = try Self.recordReceipts(tx, id, stored: consume stored, sender: sender, items: items, now: now, advanced: &advanced)
             }
             guard !advanced.isEmpty, let counted else { continue }
             let at = stamp ?? now.rfc3339
@@ -334,7 +336,7 @@ public final class Relay: Sendable {
     /// record per recipient in `receipts`, then the record's counters. Appends to `advanced`
     /// whoever moved on.
     private static func recordReceipts(
-        _ tx: WriteTx, _ id: MessageID, stored: [UInt8], sender: TernID, items: ArraySlice<Reached>, now: Timestamp,
+        _ tx: WriteTx, _ id: MessageID, stored: consuming [UInt8], sender: TernID, items: ArraySlice<Reached>, now: Timestamp,
         advanced: inout [(user: TernID, status: ReceiptStatus)]
     ) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
         var delivered: UInt32 = 0
@@ -361,7 +363,7 @@ public final class Relay: Sendable {
             advanced.append((item.user, item.status))
         }
         guard !advanced.isEmpty else { return nil }
-        return try tx.countReceipts(id, stored: stored, delivered: delivered, read: read)
+        return try tx.countReceipts(id, stored: consume stored, delivered: delivered, read: read)
     }
 
     /// Runs on the writer thread after the commit: stored receipts go to their sessions now;

@@ -451,8 +451,8 @@ extension WriteTx {
     /// `countReceipt` for several recipients at once, on bytes already read in this
     /// transaction by `messageBytes` (nothing wrote the message since): one read and one
     /// write of the record for all the acknowledgements of a message in one write request.
-    public func countReceipts(_ id: MessageID, stored: [UInt8], delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
-        try patchCounters(id, stored: stored) { counters in
+    public func countReceipts(_ id: MessageID, stored: consuming [UInt8], delivered: UInt32, read: UInt32) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        try patchCounters(id, stored: consume stored) { counters in
             counters.delivered &+= delivered
             counters.read &+= read
         } decoded: { record in
@@ -463,7 +463,7 @@ extension WriteTx {
 
     /// Moves the single recipient's receipt kept in the record (bytes from `messageBytes`,
     /// `MessageRecord.inlineStatus` not nil) on to `status`, reached at `now`.
-    public func advanceInlineReceipt(_ id: MessageID, stored: [UInt8], to status: ReceiptStatus, at now: Timestamp) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+    public func advanceInlineReceipt(_ id: MessageID, stored: consuming [UInt8], to status: ReceiptStatus, at now: Timestamp) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
         func advance(_ delivered: inout UInt32, _ read: inout UInt32, _ deliveredAt: inout Int64, _ readAt: inout Int64) {
             if status >= .delivered && delivered == 0 {
                 delivered = 1
@@ -474,7 +474,7 @@ extension WriteTx {
                 readAt = now.milliseconds
             }
         }
-        return try patchCounters(id, stored: stored) { counters in
+        return try patchCounters(id, stored: consume stored) { counters in
             advance(&counters.delivered, &counters.read, &counters.deliveredAt, &counters.readAt)
         } decoded: { record in
             var (deliveredAt, readAt) = (record.deliveredAt?.milliseconds ?? 0, record.readAt?.milliseconds ?? 0)
@@ -487,8 +487,9 @@ extension WriteTx {
     /// The counters at the end of a stored record, patched in place (they sit at a fixed
     /// place from the end in layouts 1 and 2) or, for another layout, on the decoded record.
     private func patchCounters(
-        _ id: MessageID, stored: [UInt8], _ patch: (inout StoredCounters) -> Void, decoded: (inout MessageRecord) -> Void
+        _ id: MessageID, stored: consuming [UInt8], _ patch: (inout StoredCounters) -> Void, decoded: (inout MessageRecord) -> Void
     ) throws -> (sender: TernID, aggregate: ReceiptStatus)? {
+        // The caller's last use of the bytes: patched in place, not copied.
         var value = stored
         let version = value.first ?? 0
         let tail = MessageRecord.tailLength(version: version)
