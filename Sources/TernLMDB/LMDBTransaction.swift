@@ -120,6 +120,12 @@ public final class LMDBTransaction {
         try key.withUnsafeBytes { kb in try value.withUnsafeBytes { vb in try put(db, key: kb, value: vb, overwrite: overwrite) } }
     }
 
+    /// `put` for a key kept inline and a value the caller owns the memory of.
+    @discardableResult
+    public func put(_ db: LMDBDatabase, _ key: InlineBytes, bytes value: UnsafeRawBufferPointer, overwrite: Bool = true) throws -> Bool {
+        try key.withUnsafeBytes { kb in try put(db, key: kb, value: value, overwrite: overwrite) }
+    }
+
     /// `put` for a key and a value kept inline.
     @discardableResult
     public func put(_ db: LMDBDatabase, _ key: InlineBytes, _ value: InlineBytes, overwrite: Bool = true) throws -> Bool {

@@ -13,6 +13,9 @@ public struct ByteWriter: Sendable {
 
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
 
+    /// Empties the writer, keeping its buffer (a writer reused for many records).
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
     public mutating func u16(_ v: UInt16) {
         bytes.append(UInt8(truncatingIfNeeded: v >> 8))
         bytes.append(UInt8(truncatingIfNeeded: v))

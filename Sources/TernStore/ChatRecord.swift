@@ -241,7 +241,7 @@ extension WriteTx {
     }
 
     public func putChatHead(_ id: TernID, _ head: ChatHead) throws {
-        try putCached(head.encoded(), in: tables.chatHeads, at: Keys.idInline(id))
+        try putEncoded(head, in: tables.chatHeads, at: Keys.idInline(id))
         cache.setChatHead(head, chat: id)
     }
 

@@ -125,10 +125,19 @@ public final class WriteTx: ReadTx {
         try raw.put(db, key, value)
     }
 
-    /// `put` for a key built inline.
+    /// `put` for a key built inline; the record is encoded into the writer's scratch buffer.
     public func put<R: StoreRecord>(_ record: R, in db: LMDBDatabase, at key: InlineBytes) throws {
         cache.wrote(db)
-        try raw.put(db, key, record.encoded())
+        try putEncoded(record, in: db, at: key)
+    }
+
+    /// Encodes `record` into the writer's scratch buffer and stores it, without telling the
+    /// cache (heads: see `putCached`).
+    func putEncoded<R: StoreRecord>(_ record: R, in db: LMDBDatabase, at key: InlineBytes) throws {
+        cache.scratch.removeAll()
+        cache.scratch.u8(R.layoutVersion)
+        record.encode(into: &cache.scratch)
+        try cache.scratch.bytes.withUnsafeBytes { try raw.put(db, key, bytes: $0) }
     }
 
     /// `putBytes` for a key built inline.

@@ -36,6 +36,9 @@ public final class WriterCache: @unchecked Sendable {
     private var devices: [TernID: [UInt64]] = [:]
     var mailboxHeads: [UInt64: UInt64] = [:]
     var chatHeads: [TernID: ChatHead] = [:]
+    /// Records are encoded here before a put (LMDB copies the bytes): one buffer for all of
+    /// the writer's puts instead of an array per record.
+    var scratch = ByteWriter(capacity: 4096)
     /// By table slot: whether its writes drop `access` and `devices`.
     private let lookupTables: [Bool]
     private let mailboxHeadsSlot: Int
