@@ -445,7 +445,20 @@ extension WriteTx {
     /// The stored bytes of message `id`: read once by a step that needs the sender first
     /// (`MessageRecord.decodeSender`) and then patches the counters (`countReceipts(_:stored:…)`).
     public func messageBytes(_ id: MessageID) throws -> [UInt8]? {
-        try bytes(tables.messages, id.inlineKey)
+        // The writer's record buffer, taken out (so that patching it does not copy it) and
+        // given back by the patch's put.
+        var out = cache.recordBuffer
+        cache.recordBuffer = []
+        let found = try raw.withValue(tables.messages, id.inlineKey) { buffer -> Bool in
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: buffer)
+            return true
+        } ?? false
+        guard found else {
+            cache.recordBuffer = out
+            return nil
+        }
+        return out
     }
 
     /// `countReceipt` for several recipients at once, on bytes already read in this
@@ -517,6 +530,7 @@ extension WriteTx {
             return (sender, counters)
         }
         try putBytes(value, in: tables.messages, at: id.inlineKey)
+        cache.recordBuffer = value
         let counts = MessageRecord(
             sender: sender, senderDevice: 0, clientMsgID: "", kind: "", payload: [], createdAt: Timestamp(milliseconds: 0),
             recipients: counters.recipients, delivered: counters.delivered, read: counters.read)

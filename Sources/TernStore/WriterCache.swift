@@ -39,6 +39,13 @@ public final class WriterCache: @unchecked Sendable {
     /// Records are encoded here before a put (LMDB copies the bytes): one buffer for all of
     /// the writer's puts instead of an array per record.
     var scratch = ByteWriter(capacity: 4096)
+    /// A message record read to be patched (`messageBytes`), handed back after its put: the
+    /// acknowledgements' read-patch-write of history records reuses one buffer.
+    var recordBuffer: [UInt8] = {
+        var buffer = [UInt8]()
+        buffer.reserveCapacity(4096)
+        return buffer
+    }()
     /// By table slot: whether its writes drop `access` and `devices`.
     private let lookupTables: [Bool]
     private let mailboxHeadsSlot: Int
