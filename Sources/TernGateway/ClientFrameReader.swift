@@ -31,6 +31,9 @@ struct ClientFrameParser {
     private var fragmentedBinary = false
     private var fragmentCount = 0
     private(set) var failed = false
+    /// The array of a delivered text message, handed back (`recycle`) for the next one: a
+    /// message's bytes are read synchronously by the session, so one array serves them all.
+    private var spare: [UInt8] = []
 
     init(hardLimit: Int, maxFragments: Int = 1024) {
         self.hardLimit = hardLimit
@@ -91,7 +94,10 @@ struct ClientFrameParser {
 
         switch opcode {
         case 0x01 where fin:
-            return .some(.text(Self.unmasked(buffer, at: payloadAt, count: count, key: key)))
+            var text = spare
+            spare = []
+            Self.unmask(buffer, at: payloadAt, count: count, key: key, into: &text)
+            return .some(.text(text))
         case 0x02 where fin:
             return .some(.binary)
         case 0x01, 0x02:
@@ -133,16 +139,27 @@ struct ClientFrameParser {
         return .some(.failure(code: code, reason: reason))
     }
 
+    /// Takes back the array of a delivered text message (if nothing else holds it, the next
+    /// message reuses its memory).
+    mutating func recycle(_ bytes: consuming [UInt8]) {
+        spare = bytes
+    }
+
     /// `count` bytes at `index` of `buffer`, unmasked with `key` (big-endian as on the wire),
     /// eight bytes at a time.
     static func unmasked(_ buffer: ByteBuffer, at index: Int, count: Int, key: UInt32) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            initialized = count
+        var out: [UInt8] = []
+        unmask(buffer, at: index, count: count, key: key, into: &out)
+        return out
+    }
+
+    /// `unmasked` into `out`, replacing its contents (its memory is reused when unshared).
+    static func unmask(_ buffer: ByteBuffer, at index: Int, count: Int, key: UInt32, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        // `index` is in the buffer's own index space, which `withVeryUnsafeBytes` spans.
+        buffer.withVeryUnsafeBytes { all in out.append(contentsOf: UnsafeRawBufferPointer(rebasing: all[index..<(index + count)])) }
+        out.withUnsafeMutableBufferPointer { out in
             guard count > 0, let base = out.baseAddress else { return }
-            // `index` is in the buffer's own index space, which `withVeryUnsafeBytes` spans.
-            buffer.withVeryUnsafeBytes { all in
-                base.update(from: all.baseAddress!.assumingMemoryBound(to: UInt8.self) + index, count: count)
-            }
             // The key repeated to eight bytes, in memory order (wire order).
             let k = key.bigEndian
             var word: UInt64 = 0
@@ -194,6 +211,7 @@ final class ClientFrameReader: ChannelInboundHandler, @unchecked Sendable {
         }
         while let event = parser.next(&input) {
             deliver(event)
+            if case .text(let bytes) = consume event { parser.recycle(bytes) }
         }
         if input.readableBytes > 0 && !parser.failed {
             // A partial frame: keep its bytes (only those) for the next read.
