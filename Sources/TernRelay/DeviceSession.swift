@@ -67,6 +67,8 @@ public final class DeviceSession: @unchecked Sendable {
     private var ackUpTo: UInt64 = 0
     private var flushScheduled = false
     private var typingTimers: [TernID: Scheduled<Void>] = [:]
+    /// The flat scanner's member lists, reused from frame to frame.
+    private var frameStorage = FlatFrame.Storage()
     private var typingAudience: [TernID: [TernID]] = [:]
 
     init(identity: DeviceIdentity, connection: any RelayConnection, relay: Relay) {
@@ -292,7 +294,11 @@ public final class DeviceSession: @unchecked Sendable {
     public func receive(_ bytes: [UInt8]) {
         eventLoop.preconditionInEventLoop()
         guard phase != .closed else { return }
-        if let flat = FlatFrame.scan(bytes), receiveFlat(flat) { return }
+        if let flat = FlatFrame.scan(bytes, storage: &frameStorage) {
+            let handled = receiveFlat(flat)
+            flat.release(into: &frameStorage)
+            if handled { return }
+        }
         let frame: InboundFrame
         do {
             frame = try InboundFrame.parse(bytes)

@@ -53,14 +53,44 @@ public struct FlatFrame: Sendable {
 
     /// Scans `bytes`; nil when the frame is not in the plain form.
     public static func scan(_ bytes: [UInt8]) -> FlatFrame? {
-        var frame = FlatFrame(bytes: bytes)
+        var storage = Storage()
+        return scan(bytes, storage: &storage)
+    }
+
+    /// The member lists of a scanned frame, kept between frames: a connection scans one
+    /// frame at a time, so its frames can share two arrays instead of allocating them each.
+    public struct Storage: Sendable {
+        fileprivate var members: [(key: Range<Int>, value: Value)] = []
+        fileprivate var inner: [(key: Range<Int>, value: Value)] = []
+
+        public init() {}
+    }
+
+    /// `scan` with member lists taken from `storage` (given back on failure; a frame returns
+    /// them with `release(into:)`).
+    public static func scan(_ bytes: [UInt8], storage: inout Storage) -> FlatFrame? {
+        var frame = FlatFrame(bytes: bytes, storage: &storage)
         var scanner = Scanner(b: bytes)
-        guard frame.scanTop(&scanner) else { return nil }
+        guard frame.scanTop(&scanner) else {
+            frame.release(into: &storage)
+            return nil
+        }
         return frame
     }
 
-    private init(bytes: [UInt8]) {
+    /// Hands the member lists back to `storage` (the frame is done with).
+    public consuming func release(into storage: inout Storage) {
+        storage.members = members
+        storage.inner = inner
+    }
+
+    private init(bytes: [UInt8], storage: inout Storage) {
         self.bytes = bytes
+        members = storage.members
+        inner = storage.inner
+        storage = Storage()
+        members.removeAll(keepingCapacity: true)
+        inner.removeAll(keepingCapacity: true)
         members.reserveCapacity(6)
     }
 

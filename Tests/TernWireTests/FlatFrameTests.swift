@@ -76,4 +76,29 @@ struct FlatFrameTests {
             #expect(members(flat) == general.data, "\(String(decoding: bytes, as: UTF8.self))")
         }
     }
+
+    @Test("frames scanned one after another with shared member lists read as frames scanned alone")
+    func sharedStorage() throws {
+        let seeds = [
+            #"{"event":"message.send","data":{"chat_id":"c","type":"text","payload":{"body":"hi","n":7},"client_msg_id":"m"}}"#,
+            #"{"event":"message.delivered","data":{"message_id":"0123456789abcdef0123456789abcdef0123456789abcdef"}}"#,
+            #"{"event":"ack","data":{"seq":123}}"#,
+            #"{"event":"ack","data":{"seq":-1}}"#,
+        ].map { Array($0.utf8) }
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,0123456789 aeqs\."#.utf8) + [0x00, 0xC3]
+        var storage = FlatFrame.Storage()
+        for _ in 0..<5_000 {
+            let seed = seeds.randomElement(using: &rng)!
+            let bytes = Bool.random(using: &rng) ? seed : mutated(seed, alphabet: alphabet, using: &rng)
+            let alone = FlatFrame.scan(bytes)
+            let shared = FlatFrame.scan(bytes, storage: &storage)
+            #expect((alone == nil) == (shared == nil))
+            if let alone, let shared {
+                #expect(alone.event == shared.event)
+                #expect(members(alone) == members(shared))
+                shared.release(into: &storage)
+            }
+        }
+    }
 }
