@@ -255,7 +255,7 @@ public final class Relay: Sendable {
         // the message is serialized once, for the live deliveries, and stored once, in the
         // history — not once per member device (a 100-member group wrote 45 KB of mailbox
         // pages per message, then deleted them on the acknowledgements).
-        let entry = MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now).encoded()
+        let entry = tx.encodedInScratch(MailboxEntry(kind: .message, event: ServerEvent.messageNew, data: [], message: id, sender: sender.user, enqueuedAt: now))
         // Every member's devices, the sender's other devices included.
         let deliveries = try tx.fanOut(entry, to: members, skipping: sender.deviceNumber)
         return SendResult(outcome: SendOutcome(id: id, record: record, duplicate: false), deliveries: deliveries, data: data)
@@ -314,16 +314,25 @@ public final class Relay: Sendable {
             let at = stamp ?? now.rfc3339
             stamp = at
             var notice = ReceiptNotice(message: id, stored: [], data: [], live: nil)
+            let devices = try tx.cachedActiveDevices(of: sender)
+            // Usually every device is connected: then the cached list itself is the live list
+            // (no copy). Each device is asked once, so none is both live and stored.
             var live: [UInt64] = []
-            for device in try tx.cachedActiveDevices(of: sender) {
+            var allOnline = true
+            for (index, device) in devices.enumerated() {
                 if registry.isOnline(device: device) {
-                    live.append(device)
+                    if !allOnline { live.append(device) }
                     continue
+                }
+                if allOnline {
+                    allOnline = false
+                    live.append(contentsOf: devices[..<index])
                 }
                 if notice.data.isEmpty { notice.data = RelayFrames.statusData(id: id, receipts: advanced, aggregate: counted.aggregate, at: at) }
                 let entry = MailboxEntry(kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: id, sender: sender, enqueuedAt: now)
                 notice.stored.append(MailboxDelivery(device: device, seq: try tx.appendToMailbox(device: device, entry)))
             }
+            if allOnline { live = devices }
             if !live.isEmpty {
                 notice.live = LiveReceipts(message: id, devices: live, receipts: advanced, aggregate: counted.aggregate, at: at)
             }

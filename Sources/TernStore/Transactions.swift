@@ -131,6 +131,16 @@ public final class WriteTx: ReadTx {
         try putEncoded(record, in: db, at: key)
     }
 
+    /// `record.encoded()` in the writer's scratch buffer: valid (unshared, no copy) until
+    /// the next record is encoded there — for one value put under several keys (a message's
+    /// mailbox entry for every device).
+    public func encodedInScratch<R: StoreRecord>(_ record: R) -> [UInt8] {
+        cache.scratch.removeAll()
+        cache.scratch.u8(R.layoutVersion)
+        record.encode(into: &cache.scratch)
+        return cache.scratch.bytes
+    }
+
     /// Encodes `record` into the writer's scratch buffer and stores it, without telling the
     /// cache (heads: see `putCached`).
     func putEncoded<R: StoreRecord>(_ record: R, in db: LMDBDatabase, at key: InlineBytes) throws {

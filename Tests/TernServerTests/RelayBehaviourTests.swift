@@ -159,6 +159,36 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
+    @Test("a sender with one device connected and one not: the connected one gets the receipt live, the other from its mailbox", arguments: [0, 1])
+    func receiptToMixedSenderDevices(_ connected: Int) async throws {
+        let s = try await InProcessServer.start()
+        let c = s.client
+        let phoneA = testPhone()
+        let a = [try await c.login(phoneA, deviceID: "a1"), try await c.login(phoneA, deviceID: "a2")]
+        let b = try await c.login(testPhone(), deviceID: "b1")
+        let chat = try await c.directChat(a[0], b)
+        let online = try await c.ws(a[connected])
+        let wb = try await c.ws(b)
+        _ = await drained(online)
+        _ = await drained(wb)
+        online.send("message.send", textMessage(chat, "mixed", id: "m1"))
+        let id = try #require(await online.next(event: "message.sent").frame?.data["message_id"] as? String)
+        #expect(try #require(await wb.next(event: "message.new").frame).data["message_id"] as? String == id)
+        wb.send("message.delivered", ["message_id": id])
+        let live = try #require(await online.next(event: "message.status").frame)
+        #expect(live.data["message_id"] as? String == id)
+        #expect(live.data["status"] as? String == "delivered")
+        #expect(live.seq == nil, "live receipts are not stored")
+        // The other device connects later: its mailbox holds the message and its receipt.
+        let later = try await c.ws(a[1 - connected])
+        let backlog = await drained(later)
+        #expect(backlog.map(\.event) == ["message.new", "message.status"])
+        #expect(backlog.last?.data["status"] as? String == "delivered")
+        #expect(backlog.last?.seq != nil)
+        for ws in [online, wb, later] { await ws.close() }
+        await s.stop()
+    }
+
     @Test("a backlog of many pages through a small window: every entry once, in order, then live")
     func drainThroughSmallWindow() async throws {
         // A window of 5 frames and pages of 4 entries: the drain reads ahead while frames are
