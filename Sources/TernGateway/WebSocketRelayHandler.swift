@@ -264,16 +264,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
     /// The header of an unmasked, final text frame (RFC 6455 §5.2) with a `length`-byte payload.
     static func writeTextHeader(length: Int, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(0x81))  // FIN, opcode 1 (text)
-        if length < 126 {
-            buffer.writeInteger(UInt8(length))
-        } else if length <= 0xFFFF {
-            buffer.writeInteger(UInt8(126))
-            buffer.writeInteger(UInt16(length))
-        } else {
-            buffer.writeInteger(UInt8(127))
-            buffer.writeInteger(UInt64(length))
-        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.headerRoom) { writeTextHeader(length: length, to: $0.baseAddress!) }
     }
 
     func flush() {

@@ -314,12 +314,6 @@ public struct StoredMessageView {
 }
 
 extension ReadTx {
-    /// `body` over message `id` read in place (nil: no such message). `body` gets nil for a
-    /// record of another layout version.
-    public func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
-        try raw.withValue(tables.messages, id.inlineKey) { buffer in try body(try StoredMessageView(buffer)) }
-    }
-
     /// `body` with a reader of history records that mostly follow each other (a drained
     /// mailbox's messages): the next message of a chat is one cursor step, not a search.
     public func withHistoryReader<T>(_ body: (inout HistoryReader) throws -> T) throws -> T {
@@ -334,7 +328,8 @@ extension ReadTx {
 public struct HistoryReader {
     fileprivate var reader: LMDBSequentialReader
 
-    /// `ReadTx.withStoredMessage` through the cursor.
+    /// `body` over message `id` read in place (nil: no such message). `body` gets nil for a
+    /// record of another layout version.
     public mutating func withStoredMessage<T>(_ id: MessageID, _ body: (StoredMessageView?) throws -> T) throws -> T? {
         try reader.withValue(id.inlineKey) { buffer in try body(try StoredMessageView(buffer)) }
     }
@@ -434,7 +429,7 @@ extension ReadTx {
 
 extension WriteTx {
     /// Counts one more recipient as delivered and/or read on a stored message without
-    /// decoding it: the counters sit at a fixed place at the end of every layout-1 record,
+    /// decoding it: the counters sit at a fixed place from the end of a layout-1 or -2 record,
     /// so the value is copied and patched. Returns the sender and the new aggregate, or nil
     /// if there is no such message.
     public func countReceipt(_ id: MessageID, delivered: Bool, read: Bool) throws -> (sender: TernID, aggregate: ReceiptStatus)? {

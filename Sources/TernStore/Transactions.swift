@@ -34,11 +34,6 @@ public class ReadTx {
         try raw.withValue(db, key) { buffer in try R.decode(buffer) }
     }
 
-    /// `bytes` for a key built inline.
-    public func bytes(_ db: LMDBDatabase, _ key: InlineBytes) throws -> [UInt8]? {
-        try raw.withValue(db, key) { Array($0) }
-    }
-
     /// Entries in `db`.
     public func count(_ db: LMDBDatabase) throws -> Int {
         try raw.count(db)
@@ -109,19 +104,9 @@ public final class WriteTx: ReadTx {
         return try raw.put(db, key, value, overwrite: overwrite)
     }
 
-    /// Stores raw bytes the caller also puts into the writer's cache itself (heads): the
-    /// one write that does not drop cached entries of its table.
-    func putCached(_ value: [UInt8], in db: LMDBDatabase, at key: [UInt8]) throws {
-        try raw.put(db, key, value)
-    }
-
-    /// `putCached` with key and value built inline.
+    /// Stores a value the caller also puts into the writer's cache itself (a mailbox head):
+    /// the one write that does not drop cached entries of its table.
     func putCached(_ value: InlineBytes, in db: LMDBDatabase, at key: InlineBytes) throws {
-        try raw.put(db, key, value)
-    }
-
-    /// `putCached` with the key built inline.
-    func putCached(_ value: [UInt8], in db: LMDBDatabase, at key: InlineBytes) throws {
         try raw.put(db, key, value)
     }
 

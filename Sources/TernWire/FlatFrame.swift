@@ -45,9 +45,13 @@ public struct FlatFrame: Sendable {
     public var fields: Fields { Fields(frame: self, range: 0..<members.count, nested: false) }
 
     private func matches(_ range: Range<Int>, _ name: StaticString) -> Bool {
-        guard range.count == name.utf8CodeUnitCount else { return false }
-        let start = name.utf8Start
-        for k in 0..<range.count where bytes[range.lowerBound + k] != start[k] { return false }
+        matches(range, UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    }
+
+    /// Whether the frame's bytes in `range` are `name`.
+    fileprivate func matches(_ range: Range<Int>, _ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard range.count == name.count else { return false }
+        for k in 0..<range.count where bytes[range.lowerBound + k] != name[k] { return false }
         return true
     }
 
@@ -158,16 +162,8 @@ public struct FlatFrame: Sendable {
             var key = key
             return key.withUTF8 { name -> Value? in
                 let list = self.list
-                return frame.bytes.withUnsafeBufferPointer { bytes -> Value? in
-                    for index in range.reversed() {
-                        let member = list[index]
-                        guard member.key.count == name.count else { continue }
-                        var k = 0
-                        while k < name.count && bytes[member.key.lowerBound + k] == name[k] { k += 1 }
-                        if k == name.count { return member.value }
-                    }
-                    return nil
-                }
+                for index in range.reversed() where frame.matches(list[index].key, name) { return list[index].value }
+                return nil
             }
         }
 

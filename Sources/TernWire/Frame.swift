@@ -158,7 +158,8 @@ public enum StoredEnvelope {
     /// Whether `event` can be spliced in as it is: no character JSON would escape (event
     /// names are server constants; anything else takes the JSON writer).
     public static func isPlain(_ event: String) -> Bool {
-        event.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
+        var event = event
+        return event.withUTF8 { isPlain(UnsafeRawBufferPointer($0)) }
     }
 
     /// `isPlain` on the name's UTF-8 bytes.
@@ -172,7 +173,7 @@ public enum StoredEnvelope {
     @inlinable
     public static func length(eventCount: Int, seq: UInt64, dataCount: Int) -> Int {
         // {"event":" E ","type":" E " ,"seq": N ,"data": D }
-        10 + eventCount + 10 + eventCount + 1 + 7 + decimalDigits(seq) + 8 + dataCount + 1
+        10 + eventCount + 10 + eventCount + 1 + 7 + JSONWriter.decimalDigits(seq) + 8 + dataCount + 1
     }
 
     /// Writes that envelope at `p` (exactly `length(…)` bytes); `event` must be plain.
@@ -189,28 +190,13 @@ public enum StoredEnvelope {
         put(#"","type":""#)
         put(event)
         put(#"","seq":"#)
-        let digits = decimalDigits(seq)
-        var v = seq
-        for i in stride(from: digits - 1, through: 0, by: -1) {
-            at.storeBytes(of: UInt8(ascii: "0") + UInt8(v % 10), toByteOffset: i, as: UInt8.self)
-            v /= 10
-        }
+        let digits = JSONWriter.decimalDigits(seq)
+        JSONWriter.writeDecimal(seq, digits: digits, to: at)
         at += digits
         put(#","data":"#)
         put(data)
         at.storeBytes(of: UInt8(ascii: "}"), as: UInt8.self)
         at += 1
         return at - p
-    }
-
-    @inlinable
-    static func decimalDigits(_ v: UInt64) -> Int {
-        var n = 1
-        var v = v
-        while v >= 10 {
-            v /= 10
-            n += 1
-        }
-        return n
     }
 }

@@ -104,16 +104,30 @@ public struct JSONWriter: Sendable {
 
     /// The decimal digits of `v`, without an intermediate String.
     public static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes ≥ 20 digits
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            var x = v
-            repeat {
-                n += 1
-                d[24 - n] = UInt8(truncatingIfNeeded: x % 10) &+ 48
-                x /= 10
-            } while x > 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(24 - n)...]))
+        let digits = decimalDigits(v)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: digits))
+        out.withUnsafeMutableBytes { writeDecimal(v, digits: digits, to: $0.baseAddress! + start) }
+    }
+
+    /// How many decimal digits `v` has.
+    @inlinable
+    public static func decimalDigits(_ v: UInt64) -> Int {
+        var n = 1
+        var v = v
+        while v >= 10 {
+            v /= 10
+            n += 1
+        }
+        return n
+    }
+
+    /// Writes the `digits` (`decimalDigits(v)`) decimal digits of `v` at `p`.
+    public static func writeDecimal(_ v: UInt64, digits: Int, to p: UnsafeMutableRawPointer) {
+        var x = v
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: x % 10) &+ 48, toByteOffset: i, as: UInt8.self)
+            x /= 10
         }
     }
 

@@ -189,23 +189,33 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
-    @Test("a backlog of many pages through a small window: every entry once, in order, then live")
-    func drainThroughSmallWindow() async throws {
-        // A window of 5 frames and pages of 4 entries: the drain reads ahead while frames are
-        // unacknowledged and must neither skip, repeat nor reorder entries across pages.
+    /// A server with a relay window of `window` frames and drain pages of `page` entries,
+    /// and `messages` messages from `a` waiting in the mailbox of `b`'s device "b1".
+    static func backlog(window: Int, page: Int, messages: Int) async throws -> (
+        s: InProcessServer, a: TestSession, b: TestSession, chat: String, ids: [String]
+    ) {
         let s = try await InProcessServer.start { config in
-            config.relayWindow = 5
-            config.relayDrainPage = 4
+            config.relayWindow = window
+            config.relayDrainPage = page
         }
         let c = s.client
         let a = try await c.login(testPhone())
         let b = try await c.login(testPhone(), deviceID: "b1")
         let chat = try await c.directChat(a, b)
         var ids: [String] = []
-        for n in 0..<41 {
+        for n in 0..<messages {
             let sent = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "backlog \(n)"), token: a.accessToken)
             ids.append(try #require(sent.data["message_id"] as? String))
         }
+        return (s, a, b, chat, ids)
+    }
+
+    @Test("a backlog of many pages through a small window: every entry once, in order, then live")
+    func drainThroughSmallWindow() async throws {
+        // A window of 5 frames and pages of 4 entries: the drain reads ahead while frames are
+        // unacknowledged and must neither skip, repeat nor reorder entries across pages.
+        let (s, a, b, chat, ids) = try await Self.backlog(window: 5, page: 4, messages: 41)
+        let c = s.client
         let wb = try await c.ws(b)
         var received: [String] = []
         var seqs: [Int] = []
@@ -247,19 +257,8 @@ struct RelayBehaviourTests {
 
     @Test("acknowledgements out of order and mixed with cumulative acks keep the window moving: every entry once, in order")
     func drainWithScrambledAcks() async throws {
-        let s = try await InProcessServer.start { config in
-            config.relayWindow = 6
-            config.relayDrainPage = 4
-        }
+        let (s, _, b, _, ids) = try await Self.backlog(window: 6, page: 4, messages: 40)
         let c = s.client
-        let a = try await c.login(testPhone())
-        let b = try await c.login(testPhone(), deviceID: "b1")
-        let chat = try await c.directChat(a, b)
-        var ids: [String] = []
-        for n in 0..<40 {
-            let sent = try await c.request(.POST, "/api/v1/messages", json: textMessage(chat, "scrambled \(n)"), token: a.accessToken)
-            ids.append(try #require(sent.data["message_id"] as? String))
-        }
         let wb = try await c.ws(b)
         var received: [String] = []
         var held: [(id: String, seq: Int)] = []

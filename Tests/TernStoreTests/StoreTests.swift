@@ -265,7 +265,7 @@ struct StoreTests {
         #expect(decoded.clientMsgID == "c-old")
         #expect(decoded.inlineReceipt == nil)
         #expect(MessageRecord.inlineStatus(v1) == nil)
-        #expect(try store.readNow { tx in try tx.withStoredMessage(old) { $0.map { Array($0.payload) } } } == Array(#"{"body":"old"}"#.utf8))
+        #expect(try store.readNow { tx in try tx.withHistoryReader { history -> [UInt8]?? in try history.withStoredMessage(old) { $0.map { Array($0.payload) } } } } == Array(#"{"body":"old"}"#.utf8))
         #expect(try await store.write { try $0.countReceipt(old, delivered: true, read: false) }?.aggregate == .delivered)
         let patched = try #require(try store.readNow { try $0.bytes($0.tables.messages, old.key) })
         #expect(patched.first == 1)  // patched in place, still layout 1
