@@ -132,6 +132,32 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
 }
 
 /// Lowercase hexadecimal digits without intermediate strings (ids are formatted on hot paths).
+/// Decimal digits written straight into memory (frames and timestamps are written this way).
+public enum DecimalText {
+    /// How many decimal digits `v` has.
+    @inlinable
+    public static func count(_ v: UInt64) -> Int {
+        var n = 1
+        var v = v
+        while v >= 10 {
+            v /= 10
+            n += 1
+        }
+        return n
+    }
+
+    /// Writes the low `digits` decimal digits of `v` at `p`, zero-padded (`count(v)` digits
+    /// for the plain form).
+    @inlinable
+    public static func write(_ v: UInt64, digits: Int, to p: UnsafeMutableRawPointer) {
+        var x = v
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: x % 10) &+ 48, toByteOffset: i, as: UInt8.self)
+            x /= 10
+        }
+    }
+}
+
 public enum Hex {
     /// Writes the low `digits` nibbles of `value`, most significant first, at `p`.
     @inlinable

@@ -38,13 +38,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     public func writeRFC3339(to p: UnsafeMutablePointer<UInt8>) -> Bool {
         let (year, month, day, h, m, s, f) = fields
         guard (0...9999).contains(year) else { return false }
-        func put(_ v: Int64, _ width: Int, at offset: Int) {
-            var v = v
-            for i in stride(from: width - 1, through: 0, by: -1) {
-                p[offset + i] = UInt8(48 + v % 10)
-                v /= 10
-            }
-        }
+        func put(_ v: Int64, _ width: Int, at offset: Int) { DecimalText.write(UInt64(v), digits: width, to: p + offset) }
         put(year, 4, at: 0)
         p[4] = 45
         put(month, 2, at: 5)

@@ -1,3 +1,5 @@
+import TernCore
+
 /// A frame from a client, in either shape the contract accepts: `{"event": E, "data": {…}}`
 /// (the Android app) or `{"type": E, "payload": {…}}` (the seed's docs and tests), with an
 /// optional `ref` that error frames echo.
@@ -173,7 +175,7 @@ public enum StoredEnvelope {
     @inlinable
     public static func length(eventCount: Int, seq: UInt64, dataCount: Int) -> Int {
         // {"event":" E ","type":" E " ,"seq": N ,"data": D }
-        10 + eventCount + 10 + eventCount + 1 + 7 + JSONWriter.decimalDigits(seq) + 8 + dataCount + 1
+        10 + eventCount + 10 + eventCount + 1 + 7 + DecimalText.count(seq) + 8 + dataCount + 1
     }
 
     /// Writes that envelope at `p` (exactly `length(…)` bytes); `event` must be plain.
@@ -190,8 +192,8 @@ public enum StoredEnvelope {
         put(#"","type":""#)
         put(event)
         put(#"","seq":"#)
-        let digits = JSONWriter.decimalDigits(seq)
-        JSONWriter.writeDecimal(seq, digits: digits, to: at)
+        let digits = DecimalText.count(seq)
+        DecimalText.write(seq, digits: digits, to: at)
         at += digits
         put(#","data":"#)
         put(data)

@@ -104,31 +104,10 @@ public struct JSONWriter: Sendable {
 
     /// The decimal digits of `v`, without an intermediate String.
     public static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
-        let digits = decimalDigits(v)
+        let digits = DecimalText.count(v)
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: digits))
-        out.withUnsafeMutableBytes { writeDecimal(v, digits: digits, to: $0.baseAddress! + start) }
-    }
-
-    /// How many decimal digits `v` has.
-    @inlinable
-    public static func decimalDigits(_ v: UInt64) -> Int {
-        var n = 1
-        var v = v
-        while v >= 10 {
-            v /= 10
-            n += 1
-        }
-        return n
-    }
-
-    /// Writes the `digits` (`decimalDigits(v)`) decimal digits of `v` at `p`.
-    public static func writeDecimal(_ v: UInt64, digits: Int, to p: UnsafeMutableRawPointer) {
-        var x = v
-        for i in stride(from: digits - 1, through: 0, by: -1) {
-            p.storeBytes(of: UInt8(truncatingIfNeeded: x % 10) &+ 48, toByteOffset: i, as: UInt8.self)
-            x /= 10
-        }
+        out.withUnsafeMutableBytes { DecimalText.write(v, digits: digits, to: $0.baseAddress! + start) }
     }
 
     /// Non-finite doubles have no JSON form and are written as null.
