@@ -71,6 +71,8 @@ public enum ConfigKeys {
                   help: "How often reader slots of killed processes are cleared (they stop page reuse)."),
         ConfigKey(name: "store.nosync_flush_interval", kind: .duration(0...3600), defaultValue: "1s",
                   help: "With store.durability = nosync: how often commits are flushed to disk."),
+        ConfigKey(name: "store.loop_commits", kind: .bool, defaultValue: "true",
+                  help: "With store.durability = nosync: a network thread commits the messages and acknowledgements of its own pass instead of handing them to the writer thread and back. Ignored with sync."),
         ConfigKey(name: "auth.access_ttl", kind: .duration(60...86400), defaultValue: "15m",
                   help: "Lifetime of an access token (reported as expires_in)."),
         ConfigKey(name: "auth.refresh_ttl", kind: .duration(3600...(400 * 86400)), defaultValue: "30d",

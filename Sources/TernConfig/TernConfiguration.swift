@@ -24,6 +24,7 @@ public struct TernConfiguration: Sendable {
     public var storeReadThreads = 4
     public var staleReaderCheck: Duration = .seconds(60)
     public var nosyncFlushInterval: Duration = .seconds(1)
+    public var loopCommits = true
     public var accessTTL: Duration = .minutes(15)
     public var refreshTTL: Duration = .days(30)
     public var otpTTL: Duration = .minutes(5)
@@ -163,6 +164,7 @@ public struct TernConfiguration: Sendable {
         config.storeReadThreads = int("store.read_threads") ?? config.storeReadThreads
         config.staleReaderCheck = duration("store.stale_reader_check") ?? config.staleReaderCheck
         config.nosyncFlushInterval = duration("store.nosync_flush_interval") ?? config.nosyncFlushInterval
+        config.loopCommits = bool("store.loop_commits") ?? config.loopCommits
         config.accessTTL = duration("auth.access_ttl") ?? config.accessTTL
         config.refreshTTL = duration("auth.refresh_ttl") ?? config.refreshTTL
         config.otpTTL = duration("auth.otp_ttl") ?? config.otpTTL

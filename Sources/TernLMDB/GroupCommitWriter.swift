@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import Synchronization
 
 /// What one group commit did, reported to an observer for metrics and logs.
 public struct CommitReport: Sendable {
@@ -13,6 +14,8 @@ public struct CommitReport: Sendable {
     public var totalNanoseconds: UInt64
     /// The commit's error, if the batch was not stored.
     public var error: LMDBError?
+    /// Committed by a `commitDeferred` caller rather than the writer thread.
+    public var byCaller: Bool = false
 }
 
 /// Raised for writes submitted after `shutdown()`.
@@ -33,34 +36,50 @@ public struct WriterStoppedError: Error, Sendable, CustomStringConvertible {
 /// rebuilt from scratch without it — closures must therefore be re-runnable (pure functions
 /// of the store state plus their captured inputs). Write closures should validate first and
 /// write last, which keeps replays rare.
+///
+/// **Caller commits** (`callerCommits`, for unsynced stores): a network event loop can queue
+/// a write with `submitDeferred` and then commit the queue itself with `commitDeferred` at
+/// the end of its pass, when no other commit is running, instead of waking the writer thread
+/// and being woken back for the completion. With no fsync to wait for, a commit is a few
+/// page copies; handing it to another thread and back cost more than the commit. One batch
+/// runs at a time either way, and everything else about a batch is the same.
 public final class GroupCommitWriter: @unchecked Sendable {
     private let environment: LMDBEnvironment
     private let maxBatch: Int
     private let observer: (@Sendable (CommitReport) -> Void)?
+    /// Whether `submitDeferred` leaves the commit to its caller.
+    public let callerCommits: Bool
     private let condition = NSCondition()
     private var queue: [WriteRequest] = []
+    /// A batch is running (on the writer thread or in `commitDeferred`); under `condition`.
+    private var committing = false
+    /// A deferred request is queued and its caller was told to call `commitDeferred`; under
+    /// `condition`, cleared whenever a batch is taken.
+    private var deferredCommitAsked = false
+    /// The thread running a batch (its completions and hooks included), 0 when none.
+    private let committer = Atomic<UInt>(0)
     private var stopping = false
     private var stopped = false
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
     private var thread: Thread?
     private var batchHooks: [@Sendable () -> Void] = []
     private var abortHooks: [@Sendable () -> Void] = []
-    /// The writer thread's id, set before `init` returns and never changed.
-    private var writerThread = pthread_self()
 
-    /// Starts the writer thread. `maxBatch` caps the requests that share one transaction.
+    /// Starts the writer thread. `maxBatch` caps the requests that share one transaction;
+    /// `callerCommits` lets `submitDeferred` callers commit on their own thread.
     public init(
         environment: LMDBEnvironment,
         maxBatch: Int = 1024,
+        callerCommits: Bool = false,
         observer: (@Sendable (CommitReport) -> Void)? = nil
     ) {
         precondition(!environment.configuration.readOnly, "a read-only environment has no writer")
         self.environment = environment
         self.maxBatch = max(1, maxBatch)
+        self.callerCommits = callerCommits
         self.observer = observer
         let started = DispatchSemaphore(value: 0)
         let thread = Thread {
-            self.writerThread = pthread_self()
             // The kernel's thread name, shown by top -H and perf (pthread_setname_np is not
             // visible from Swift's Glibc module).
             try? "tern-writer".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
@@ -73,7 +92,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
         started.wait()
     }
 
-    /// Adds `hook`, called on the writer thread after the completions of every batch (also
+    /// Adds `hook`, called on the committing thread after the completions of every batch (also
     /// failed ones) ran: completions can collect work and hand it on once per batch.
     public func addBatchHook(_ hook: @escaping @Sendable () -> Void) {
         condition.lock()
@@ -81,7 +100,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Adds `hook`, called on the writer thread whenever a transaction holding writes is
+    /// Adds `hook`, called on the committing thread whenever a transaction holding writes is
     /// thrown away (a replay without a failed request, a failed commit): state the writer
     /// keeps across transactions can drop what described those writes.
     public func addAbortHook(_ hook: @escaping @Sendable () -> Void) {
@@ -90,8 +109,11 @@ public final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// True on the writer thread (where `submit` completions run).
-    public var isWriterThread: Bool { pthread_equal(pthread_self(), writerThread) != 0 }
+    /// True on the thread running a batch, while it runs the batch, its completions and its
+    /// hooks: the writer thread, or a `commitDeferred` caller.
+    public var isWriterThread: Bool { committer.load(ordering: .relaxed) == Self.currentThread }
+
+    private static var currentThread: UInt { UInt(bitPattern: Int(bitPattern: pthread_self())) }
 
     /// Runs `body` in the next group-committed write transaction and returns its result
     /// once the transaction is committed.
@@ -114,19 +136,93 @@ public final class GroupCommitWriter: @unchecked Sendable {
         enqueue(CallbackWriteRequest(body: body, completion: completion))
     }
 
-    /// Queues `request` for the writer thread, or fails it if the writer stopped.
+    /// `submit`, leaving the commit to the caller when the writer allows it
+    /// (`callerCommits`): returns true when the caller must call `commitDeferred()` soon on
+    /// its own thread (once, however many requests returned true before that call), false
+    /// when nothing more is needed (the writer thread was woken, or an earlier caller's
+    /// `commitDeferred` will take this request too). `completion` runs on the thread that
+    /// commits, as with `submit`.
+    @inlinable
+    public func submitDeferred<T: Sendable>(
+        _ body: @escaping @Sendable (LMDBTransaction) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) -> Bool {
+        enqueue(CallbackWriteRequest(body: body, completion: completion), deferred: callerCommits)
+    }
+
+    /// Queues `request` and wakes the writer thread (unless `deferred`: see
+    /// `submitDeferred`), or fails it if the writer stopped. Returns whether the caller must
+    /// call `commitDeferred`.
     @usableFromInline
-    func enqueue(_ request: WriteRequest) {
+    @discardableResult
+    func enqueue(_ request: WriteRequest, deferred: Bool = false) -> Bool {
         condition.lock()
         if stopping {
             condition.unlock()
             request.fail(WriterStoppedError())
             request.deliver()
-            return
+            return false
         }
         queue.append(request)
-        condition.signal()
+        if !deferred {
+            condition.signal()
+            condition.unlock()
+            return false
+        }
+        let ask = !deferredCommitAsked
+        deferredCommitAsked = true
         condition.unlock()
+        return ask
+    }
+
+    /// Commits the queued requests on the calling thread, when no batch is running;
+    /// otherwise leaves them to the thread running it (which takes the queue when done).
+    /// Completions and batch hooks run here, with `isWriterThread` true.
+    public func commitDeferred() {
+        condition.lock()
+        guard !queue.isEmpty else {
+            condition.unlock()
+            return
+        }
+        guard !committing && !stopping else {
+            // The running batch's thread looks at the queue when it ends; the writer thread
+            // drains it at shutdown.
+            condition.signal()
+            condition.unlock()
+            return
+        }
+        let (batch, hooks, aborted) = takeBatch()
+        condition.unlock()
+        runBatch(batch, hooks: hooks, aborted: aborted, byCaller: true)
+        condition.lock()
+        committing = false
+        // Requests queued meanwhile (other threads' writes): the writer thread takes them.
+        if !queue.isEmpty || stopping { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Takes the next batch and marks it running; under `condition`.
+    private func takeBatch() -> (batch: [WriteRequest], hooks: [@Sendable () -> Void], aborted: [@Sendable () -> Void]) {
+        committing = true
+        deferredCommitAsked = false
+        let batch: [WriteRequest]
+        if queue.count <= maxBatch {
+            batch = queue
+            queue = []
+            queue.reserveCapacity(batch.count)
+        } else {
+            batch = Array(queue.prefix(maxBatch))
+            queue.removeFirst(maxBatch)
+        }
+        return (batch, batchHooks, abortHooks)
+    }
+
+    /// Commits `batch`, then runs the hooks, as the committer.
+    private func runBatch(_ batch: [WriteRequest], hooks: [@Sendable () -> Void], aborted: [@Sendable () -> Void], byCaller: Bool = false) {
+        committer.store(Self.currentThread, ordering: .relaxed)
+        commit(batch, aborted: aborted, byCaller: byCaller)
+        for hook in hooks { hook() }
+        committer.store(0, ordering: .relaxed)
     }
 
     /// Requests already queued.
@@ -157,7 +253,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
+            // A batch committed by a `commitDeferred` caller runs to its end first.
+            while committing || (queue.isEmpty && !stopping) { condition.wait() }
             if queue.isEmpty && stopping {
                 stopped = true
                 let waiters = stopWaiters
@@ -166,24 +263,16 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 for waiter in waiters { waiter.resume() }
                 return
             }
-            let batch: [WriteRequest]
-            if queue.count <= maxBatch {
-                batch = queue
-                queue = []
-                queue.reserveCapacity(batch.count)
-            } else {
-                batch = Array(queue.prefix(maxBatch))
-                queue.removeFirst(maxBatch)
-            }
-            let hooks = batchHooks
-            let aborted = abortHooks
+            let (batch, hooks, aborted) = takeBatch()
             condition.unlock()
-            commit(batch, aborted: aborted)
-            for hook in hooks { hook() }
+            runBatch(batch, hooks: hooks, aborted: aborted)
+            condition.lock()
+            committing = false
+            condition.unlock()
         }
     }
 
-    private func commit(_ batch: [WriteRequest], aborted: [@Sendable () -> Void]) {
+    private func commit(_ batch: [WriteRequest], aborted: [@Sendable () -> Void], byCaller: Bool) {
         let start = DispatchTime.now().uptimeNanoseconds
         var live = batch
         var replays = 0
@@ -196,7 +285,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
                     request.fail(error)
                     request.deliver()
                 }
-                report(batch.count, replays, 0, start, error)
+                report(batch.count, replays, 0, start, error, byCaller)
                 return
             }
             let txn = LMDBTransaction(raw, readOnly: false)
@@ -224,7 +313,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
             if txn.mutationCount == 0 {
                 mdb_txn_abort(raw)
                 for request in live { request.deliver() }
-                report(batch.count, replays, 0, start, nil)
+                report(batch.count, replays, 0, start, nil, byCaller)
                 return
             }
             let commitStart = DispatchTime.now().uptimeNanoseconds
@@ -232,7 +321,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
             let commitNanos = DispatchTime.now().uptimeNanoseconds - commitStart
             if crc == MDB_SUCCESS {
                 for request in live { request.deliver() }
-                report(batch.count, replays, commitNanos, start, nil)
+                report(batch.count, replays, commitNanos, start, nil, byCaller)
             } else {
                 let error = LMDBError(code: crc, operation: "mdb_txn_commit")
                 for hook in aborted { hook() }
@@ -240,13 +329,13 @@ public final class GroupCommitWriter: @unchecked Sendable {
                     request.failIfSucceeded(error)
                     request.deliver()
                 }
-                report(batch.count, replays, commitNanos, start, error)
+                report(batch.count, replays, commitNanos, start, error, byCaller)
             }
             return
         }
     }
 
-    private func report(_ requests: Int, _ replays: Int, _ commitNanos: UInt64, _ start: UInt64, _ error: LMDBError?) {
+    private func report(_ requests: Int, _ replays: Int, _ commitNanos: UInt64, _ start: UInt64, _ error: LMDBError?, _ byCaller: Bool) {
         guard let observer else { return }
         observer(
             CommitReport(
@@ -254,7 +343,8 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 replays: replays,
                 commitNanoseconds: commitNanos,
                 totalNanoseconds: DispatchTime.now().uptimeNanoseconds - start,
-                error: error
+                error: error,
+                byCaller: byCaller
             )
         )
     }
@@ -322,7 +412,7 @@ final class TypedWriteRequest<T: Sendable>: OutcomeWriteRequest<T>, @unchecked S
     @usableFromInline override func deliver() { continuation.resume(with: result) }
 }
 
-/// A write whose completion runs on the writer thread after the commit.
+/// A write whose completion runs on the committing thread after the commit.
 @usableFromInline
 final class CallbackWriteRequest<T: Sendable>: OutcomeWriteRequest<T>, @unchecked Sendable {
     let completion: @Sendable (Result<T, any Error>) -> Void

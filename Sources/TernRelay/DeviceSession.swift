@@ -480,7 +480,7 @@ public final class DeviceSession: @unchecked Sendable {
         if !burstSends.isEmpty {
             let sends = burstSends
             burstSends = []
-            relay.send(burst: sends.map(\.command), from: identity) { results in
+            relay.send(burst: sends.map(\.command), from: identity, on: eventLoop) { results in
                 self.relay.outbox.post(self.eventLoop) {
                     for (send, result) in zip(sends, results) {
                         switch result {

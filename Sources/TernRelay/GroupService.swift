@@ -1,5 +1,5 @@
-// Groups: creation, settings, membership and roles. Every change is one write on the store's
-// writer thread — the same thread that stores messages — so a message sent to a group uses
+// Groups: creation, settings, membership and roles. Every change is one store write, in the
+// same one-at-a-time group commits that store messages, so a message sent to a group uses
 // the membership as of its own commit, and admin-only mode is checked in that transaction.
 //
 // Every change is also an event that reaches clients: a system message in the group's
@@ -307,7 +307,7 @@ public struct GroupService: Sendable {
     // MARK: parts
 
     /// Runs `body` as one write; its events go to connected devices after the commit (on the
-    /// writer thread, so in commit order with messages), then the caller resumes.
+    /// committing thread, so in commit order with messages), then the caller resumes.
     private func commit<T: Sendable>(_ body: @escaping @Sendable (WriteTx) throws -> (T, [StoredEvent])) async throws -> T {
         let relay = self.relay
         return try await withCheckedThrowingContinuation { continuation in

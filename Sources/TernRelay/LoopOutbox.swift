@@ -1,13 +1,14 @@
 import NIOCore
 import TernStore
 
-/// Hands work produced by write completions on the store's writer thread to event loops,
-/// once per commit and loop instead of once per frame.
+/// Hands work produced by write completions (on the thread running the batch) to event
+/// loops, once per commit and loop instead of once per frame.
 ///
 /// A commit of 100 messages used to cost a few hundred `EventLoop.execute` calls (each a
 /// lock and often an eventfd wake-up) on the single writer thread, the relay's bottleneck.
-/// Completions now `post` into per-loop lists owned by the writer thread, and the batch
-/// hook hands each list over with one `execute`. Order per loop is kept.
+/// Completions now `post` into per-loop lists owned by the committing thread, and the batch
+/// hook hands each list over with one `execute`. Order per loop is kept. When a loop
+/// committed its own writes, its list still runs as a task after the batch, never inside it.
 final class LoopOutbox: @unchecked Sendable {
     private let store: Store
     // Writer-thread confined.
@@ -18,7 +19,7 @@ final class LoopOutbox: @unchecked Sendable {
         store.addBatchHook { [weak self] in self?.flush() }
     }
 
-    /// Runs `work` on `loop`: after the current batch when called on the writer thread,
+    /// Runs `work` on `loop`: after the current batch when called by the committing thread,
     /// otherwise at once through `execute`.
     func post(_ loop: any EventLoop, _ work: @escaping @Sendable () -> Void) {
         guard store.isWriterThread else {

@@ -16,7 +16,7 @@ struct LiveReceipts: Sendable {
 /// members in one commit (across all the write requests of that batch) reaches each
 /// connected sender device as one `message.status` listing them, built once.
 ///
-/// Concurrency contract: `add` and the batch hook run on the store's writer thread only;
+/// Concurrency contract: `add` and the batch hook run only on the thread running a batch;
 /// the hook is registered before the `LoopOutbox`'s, so the frames it hands to sessions
 /// leave with the same batch.
 final class ReceiptCoalescer: @unchecked Sendable {

@@ -12,7 +12,8 @@
 // - Typing and online presence are never stored; last seen is, and obeys privacy.
 //
 // Concurrency contract: `Relay` is Sendable. Store writes are submitted with completion
-// callbacks that run on the writer thread and only hand frames to sessions (each session
+// callbacks that run on the committing thread (the store's writer thread, or with `nosync`
+// the event loop that submitted the write) and only hand frames to sessions (each session
 // hops to its own event loop). Fan-out never waits for a device.
 import Logging
 import Metrics
@@ -89,11 +90,13 @@ public final class Relay: Sendable {
 
     /// Stores several sends of one device (the `message.send` frames of one read burst) in
     /// one write request, and delivers them. Each command succeeds or fails on its own;
-    /// `completion` gets one result per command, in order, on the writer thread after the
+    /// `completion` gets one result per command, in order, on the committing thread after the
     /// commit. One request instead of one per frame: fewer closures, completions and
     /// hand-offs on the writer thread, the relay's bottleneck.
+    /// With `loop` (the caller's event loop) an unsynced store lets that loop commit
+    /// (`Store.submit(on:)`).
     public func send(
-        burst commands: [SendCommand], from sender: DeviceIdentity,
+        burst commands: [SendCommand], from sender: DeviceIdentity, on loop: (any EventLoop)? = nil,
         completion: @escaping @Sendable ([Result<SendOutcome, any Error>]) -> Void
     ) {
         let now = clock.now()
@@ -108,7 +111,7 @@ public final class Relay: Sendable {
                 createdAt: now, recipients: 0)
             return (command: command, draft: draft, template: RelayFrames.MessageTemplate(chat: command.chat, record: draft))
         }
-        store.submit({ tx -> [Result<SendResult, any Error>] in
+        store.submit(on: loop, { tx -> [Result<SendResult, any Error>] in
             var results: [Result<SendResult, any Error>] = []
             results.reserveCapacity(prepared.count)
             for item in prepared {
@@ -375,7 +378,7 @@ public final class Relay: Sendable {
         return try tx.countReceipts(id, stored: consume stored, delivered: delivered, read: read)
     }
 
-    /// Runs on the writer thread after the commit: stored receipts go to their sessions now;
+    /// Runs on the committing thread after the commit: stored receipts go to their sessions now;
     /// live ones are merged per message with the rest of the commit's (`ReceiptCoalescer`).
     private func dispatch(_ notices: [ReceiptNotice]) {
         for notice in notices {
@@ -393,16 +396,16 @@ public final class Relay: Sendable {
     /// message acknowledged by 100 members is a few write requests, not 100).
     func acknowledge(identity: DeviceIdentity, items: [AckItem], upTo: UInt64, on loop: any EventLoop) {
         if ackBatches.add(AckBatch(identity: identity, items: items, upTo: upTo), for: loop) {
-            loop.execute { self.writeAcks(self.ackBatches.take(for: loop)) }
+            loop.execute { self.writeAcks(self.ackBatches.take(for: loop), on: loop) }
         }
     }
 
-    private func writeAcks(_ batches: [AckBatch]) {
+    private func writeAcks(_ batches: [AckBatch], on loop: any EventLoop) {
         guard !batches.isEmpty else { return }
         let now = clock.now()
         let registry = self.registry
         let logger = self.logger
-        store.submit({ tx -> [ReceiptNotice] in
+        store.submit(on: loop, { tx -> [ReceiptNotice] in
             var reached: [Reached] = []
             for batch in batches {
                 let before = tx.mutationCount

@@ -56,7 +56,8 @@ public final class TernServer: Sendable {
                 maxBatch: configuration.storeMaxBatch,
                 readThreads: configuration.storeReadThreads,
                 staleReaderCheckInterval: configuration.staleReaderCheck,
-                nosyncFlushInterval: configuration.nosyncFlushInterval),
+                nosyncFlushInterval: configuration.nosyncFlushInterval,
+                loopCommits: configuration.loopCommits),
             logger: logger)
         self.store = store
         var relaySettings = RelaySettings()

@@ -3,7 +3,8 @@
 // What it promises:
 // - One LMDB environment per data folder, opened with a schema check: a folder written by a
 //   newer Tern is refused with a clear message, never misread.
-// - Writes go through one writer thread that commits batches (group commit). A caller of
+// - Writes are committed in batches, one batch at a time (group commit): by the writer
+//   thread, or with `nosync` by the event loop that submitted them (`submit(on:)`). A caller of
 //   `write` resumes only after the commit holding its changes succeeded; with the default
 //   `sync` durability that commit has been fdatasync'ed. A failed commit or a full map is a
 //   typed `StoreError` and nothing of that write is visible.
@@ -38,6 +39,10 @@ public struct StoreConfiguration: Sendable {
     public var nosyncFlushInterval: Duration
     /// Open read-only (ops tools beside a running server).
     public var readOnly: Bool
+    /// With `nosync`: a write submitted from an event loop is committed by that loop at the
+    /// end of its pass instead of by the writer thread (`Store.submit(on:)`). Ignored with
+    /// `sync`: an fsync must not stall a network thread.
+    public var loopCommits: Bool
 
     public init(
         path: String,
@@ -48,7 +53,8 @@ public struct StoreConfiguration: Sendable {
         readThreads: Int = 4,
         staleReaderCheckInterval: Duration = .seconds(60),
         nosyncFlushInterval: Duration = .seconds(1),
-        readOnly: Bool = false
+        readOnly: Bool = false,
+        loopCommits: Bool = true
     ) {
         self.path = path
         self.mapSize = mapSize
@@ -59,6 +65,7 @@ public struct StoreConfiguration: Sendable {
         self.staleReaderCheckInterval = staleReaderCheckInterval
         self.nosyncFlushInterval = nosyncFlushInterval
         self.readOnly = readOnly
+        self.loopCommits = loopCommits
     }
 }
 
@@ -68,7 +75,7 @@ public final class Store: Sendable {
     public let environment: LMDBEnvironment
     public let tables: Tables
     private let writer: GroupCommitWriter?
-    /// The writer's cache across transactions (writer thread only).
+    /// The writer's cache across transactions (used by the thread running a batch only).
     private let writerCache: WriterCache
     private let readers: LMDBReadPool
     private let threadPool: NIOThreadPool
@@ -118,7 +125,10 @@ public final class Store: Sendable {
         if configuration.readOnly {
             writer = nil
         } else {
-            let writer = GroupCommitWriter(environment: environment, maxBatch: configuration.maxBatch) { report in
+            let writer = GroupCommitWriter(
+                environment: environment, maxBatch: configuration.maxBatch,
+                callerCommits: configuration.loopCommits && configuration.durability == .nosync
+            ) { report in
                 metrics.record(report)
             }
             writer.addAbortHook { writerCache.clear() }
@@ -201,19 +211,27 @@ public final class Store: Sendable {
         }
     }
 
-    /// Adds `hook`, called on the writer thread after the completions of each commit ran
+    /// Adds `hook`, called on the committing thread after the completions of each commit ran
     /// (see `GroupCommitWriter.addBatchHook`). No-op for a read-only store.
     public func addBatchHook(_ hook: @escaping @Sendable () -> Void) {
         writer?.addBatchHook(hook)
     }
 
-    /// True on the writer thread, where `submit` completions run.
+    /// True on the thread running a batch (the writer thread, or an event loop committing its
+    /// own writes), while `submit` completions and batch hooks run.
     public var isWriterThread: Bool { writer?.isWriterThread ?? false }
 
-    /// Runs `body` in the next group-committed write and calls `completion` on the store's
-    /// writer thread after the commit (or failure). For network event loops: no task per
+    /// Runs `body` in the next group-committed write and calls `completion` on the thread
+    /// that committed it (the store's writer thread unless `loop` commits) after the commit
+    /// (or failure). For network event loops: no task per
     /// write. `completion` must only hand work off (e.g. `eventLoop.execute`).
+    ///
+    /// With `loop` (the caller's own event loop) and loop commits on (`nosync`), the loop
+    /// commits the write itself at the end of its current pass, together with every other
+    /// write submitted meanwhile, unless a commit is already running; `completion` then runs
+    /// on that loop, still with `isWriterThread` true (so hand-offs wait for the batch's end).
     public func submit<T: Sendable>(
+        on loop: (any EventLoop)? = nil,
         _ body: @escaping @Sendable (WriteTx) throws -> T,
         completion: @escaping @Sendable (Result<T, any Error>) -> Void
     ) {
@@ -224,7 +242,8 @@ public final class Store: Sendable {
         let tables = self.tables
         let metrics = self.metrics
         let cache = writerCache
-        writer.submit({ raw in try body(WriteTx(raw: raw, tables: tables, cache: cache)) }) { result in
+        let wrapped: @Sendable (LMDBTransaction) throws -> T = { raw in try body(WriteTx(raw: raw, tables: tables, cache: cache)) }
+        let mapped: @Sendable (Result<T, any Error>) -> Void = { result in
             switch result {
             case .success: completion(result)
             case .failure(let error as LMDBError):
@@ -235,7 +254,17 @@ public final class Store: Sendable {
             case .failure: completion(result)
             }
         }
+        guard let loop, writer.callerCommits else {
+            writer.submit(wrapped, completion: mapped)
+            return
+        }
+        if writer.submitDeferred(wrapped, completion: mapped) {
+            loop.execute { writer.commitDeferred() }
+        }
     }
+
+    /// Whether writes submitted with `on:` are committed by their event loop.
+    public var loopCommits: Bool { writer?.callerCommits ?? false }
 
     /// Proves the writer commits: bumps a counter in a real group-committed write.
     public func probeWrite() async throws {
@@ -327,6 +356,7 @@ private final class StoreState: @unchecked Sendable {
 /// The store's swift-metrics instruments (names documented in docs/operations.md).
 final class StoreMetrics: Sendable {
     let commits = Counter(label: "tern_store_commits_total")
+    let loopCommits = Counter(label: "tern_store_loop_commits_total")
     let commitErrors = Counter(label: "tern_store_commit_errors_total")
     let replays = Counter(label: "tern_store_write_replays_total")
     let writes = Counter(label: "tern_store_writes_total")
@@ -346,6 +376,7 @@ final class StoreMetrics: Sendable {
             commitErrors.increment()
         } else if report.commitNanoseconds > 0 {
             commits.increment()
+            if report.byCaller { loopCommits.increment() }
             commitSeconds.recordNanoseconds(Int64(report.commitNanoseconds))
         }
     }

@@ -27,7 +27,8 @@ public struct ChatAccess: Sendable {
 /// write; and a transaction that is thrown away (replay, failed commit) drops everything,
 /// since entries may describe its writes. Read transactions never see this cache.
 ///
-/// Concurrency contract: used on the store's writer thread only.
+/// Concurrency contract: used only by the thread running a batch (the writer thread, or an
+/// event loop committing its own writes); batches never overlap.
 public final class WriterCache: @unchecked Sendable {
     /// Entries of one kind before that kind is dropped wholesale (bounded memory).
     static let limit = 65_536

@@ -194,4 +194,143 @@ struct GroupCommitWriterTests {
         #expect(try env.withReadTransaction { try $0.count(db) } == 50)
         env.close()
     }
+
+    // MARK: caller commits
+
+    @Test("deferred writes wait for their caller, which commits them all in one batch on its own thread")
+    func callerCommits() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let log = CommitLog()
+        let writer = GroupCommitWriter(environment: env, callerCommits: true) { log.add($0) }
+        let hookThreads = Locked<[UInt]>([])
+        writer.addBatchHook { hookThreads.mutate { $0.append(UInt(bitPattern: Int(bitPattern: pthread_self()))) } }
+        let outcomes = await Task.detached { () -> (asked: [Bool], seenBefore: [UInt8]?, ran: [(thread: UInt, writer: Bool, ok: Bool)], me: UInt) in
+            let me = UInt(bitPattern: Int(bitPattern: pthread_self()))
+            let ran = Locked<[(thread: UInt, writer: Bool, ok: Bool)]>([])
+            var asked: [Bool] = []
+            for i in 0..<5 {
+                asked.append(writer.submitDeferred({ txn in try txn.put(db, key(i), [UInt8(i)]) }) { result in
+                    let ok = (try? result.get()) != nil
+                    ran.mutate { $0.append((UInt(bitPattern: Int(bitPattern: pthread_self())), writer.isWriterThread, ok)) }
+                })
+            }
+            // Nothing is committed (or woken) until the caller commits.
+            usleep(50_000)
+            let seenBefore = try? env.withReadTransaction { try $0.get(db, key(0)) }
+            #expect(ran.value.isEmpty)
+            #expect(!writer.isWriterThread)
+            writer.commitDeferred()
+            return (asked, seenBefore, ran.value, me)
+        }.value
+        #expect(outcomes.asked == [true, false, false, false, false], "one commitDeferred call for the whole queue")
+        #expect(outcomes.seenBefore == nil)
+        #expect(outcomes.ran.count == 5)
+        #expect(outcomes.ran.allSatisfy { $0.thread == outcomes.me && $0.writer && $0.ok }, "completions on the caller, as the committer")
+        #expect(hookThreads.value == [outcomes.me])
+        for i in 0..<5 { #expect(try env.withReadTransaction { try $0.get(db, key(i)) } == [UInt8(i)]) }
+        #expect(log.snapshot.map(\.requests) == [5])
+        // Committing again with nothing queued does nothing.
+        writer.commitDeferred()
+        #expect(log.snapshot.count == 1)
+        await writer.shutdown()
+        env.close()
+    }
+
+    @Test("a deferred commit while a batch runs is left to that batch's thread; a write queued during a caller's batch commits after it")
+    func callerCommitsWhileBusy() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let writer = GroupCommitWriter(environment: env, callerCommits: true)
+        // The writer thread is inside a batch (an ordinary write) when the caller commits.
+        let hold = WriterHold()
+        let running = Locked(0)
+        let overlaps = Locked(0)
+        let first = Task {
+            try await writer.write { txn in
+                running.mutate { $0 += 1 }
+                hold.hold()
+                try txn.put(db, key(1), [1])
+                running.mutate { $0 -= 1 }
+            }
+        }
+        await hold.held()
+        let done = Locked<(thread: UInt, ok: Bool)?>(nil)
+        let me = await Task.detached { () -> UInt in
+            let asked = writer.submitDeferred({ (txn: LMDBTransaction) -> Void in
+                if running.value != 0 { overlaps.mutate { $0 += 1 } }
+                try txn.put(db, key(2), [2])
+            }) { result in done.mutate { $0 = (UInt(bitPattern: Int(bitPattern: pthread_self())), (try? result.get()) != nil) } }
+            #expect(asked)
+            writer.commitDeferred()  // a batch is running: returns without committing
+            return UInt(bitPattern: Int(bitPattern: pthread_self()))
+        }.value
+        #expect(done.value == nil)
+        hold.release()
+        try await first.value
+        // The writer thread takes the deferred request after its batch.
+        for _ in 0..<500 where done.value == nil { try await Task.sleep(for: .milliseconds(10)) }
+        let finished = try #require(done.value)
+        #expect(finished.ok)
+        #expect(finished.thread != me)
+        #expect(overlaps.value == 0)
+        #expect(try env.withReadTransaction { try $0.get(db, key(2)) } == [2])
+
+        // The other way round: while a caller's batch runs, the writer thread waits for it.
+        let callerHold = WriterHold()
+        let callerBatch = Task.detached {
+            _ = writer.submitDeferred({ (txn: LMDBTransaction) -> Void in
+                running.mutate { $0 += 1 }
+                callerHold.hold()
+                try txn.put(db, key(3), [3])
+                running.mutate { $0 -= 1 }
+            }) { _ in }
+            writer.commitDeferred()
+        }
+        await callerHold.held()
+        let second = Task {
+            try await writer.write { txn in
+                if running.value != 0 { overlaps.mutate { $0 += 1 } }
+                try txn.put(db, key(4), [4])
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        callerHold.release()
+        await callerBatch.value
+        try await second.value
+        #expect(overlaps.value == 0, "a write ran while another batch was open")
+        #expect(try env.withReadTransaction { try $0.get(db, key(3)) } == [3])
+        #expect(try env.withReadTransaction { try $0.get(db, key(4)) } == [4])
+        await writer.shutdown()
+        env.close()
+    }
+
+    @Test("without caller commits a deferred write goes to the writer thread; at shutdown queued deferred writes are committed")
+    func deferredFallbacks() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (env, db) = try open(dir)
+        let plain = GroupCommitWriter(environment: env)
+        let committed = Locked(false)
+        let asked = plain.submitDeferred({ txn in try txn.put(db, key(1), [1]) }) { result in
+            committed.mutate { $0 = (try? result.get()) != nil }
+        }
+        #expect(!asked)
+        await plain.shutdown()
+        #expect(committed.value)
+
+        let deferring = GroupCommitWriter(environment: env, callerCommits: true)
+        let stored = Locked(false)
+        let mustCommit = deferring.submitDeferred({ txn in try txn.put(db, key(2), [2]) }) { result in
+            stored.mutate { $0 = (try? result.get()) != nil }
+        }
+        #expect(mustCommit)
+        // Its caller never commits: shutdown still does.
+        await deferring.shutdown()
+        #expect(stored.value)
+        #expect(try env.withReadTransaction { try $0.get(db, key(2)) } == [2])
+        env.close()
+    }
 }

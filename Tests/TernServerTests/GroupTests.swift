@@ -223,9 +223,9 @@ struct GroupFanOutTests {
         await s.stop()
     }
 
-    @Test("receipts per member: the sender's aggregate is the minimum, the receipts route lists every member")
-    func perMemberReceipts() async throws {
-        let s = try await InProcessServer.start()
+    @Test("receipts per member: the sender's aggregate is the minimum, the receipts route lists every member", arguments: CommitMode.allCases)
+    func perMemberReceipts(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let users = try await c.users(3)
         let (a, b, cc) = (users[0], users[1], users[2])
@@ -264,9 +264,9 @@ struct GroupFanOutTests {
         await s.stop()
     }
 
-    @Test("members acknowledging in the same write give the sender one message.status listing them all")
-    func coalescedReceipts() async throws {
-        let s = try await InProcessServer.start()
+    @Test("members acknowledging in the same write give the sender one message.status listing them all", arguments: CommitMode.allCases)
+    func coalescedReceipts(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let users = try await c.users(4)
         let sender = users[0]
@@ -394,9 +394,9 @@ struct GroupFanOutTests {
         await s.stop()
     }
 
-    @Test("membership as of each commit: sends racing adds, removes and admin-only switches (many rounds)")
-    func membershipAtCommit() async throws {
-        let s = try await InProcessServer.start()
+    @Test("membership as of each commit: sends racing adds, removes and admin-only switches (many rounds)", arguments: CommitMode.allCases)
+    func membershipAtCommit(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let users = try await c.users(5)
         let (admin, member) = (users[0], users[1])

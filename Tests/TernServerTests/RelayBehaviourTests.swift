@@ -17,9 +17,9 @@ func drained(_ client: WSTestClient) async -> [[String: Any]] {
 
 @Suite("Relay behaviour")
 struct RelayBehaviourTests {
-    @Test("live delivery, idempotent re-sends over WebSocket and REST")
-    func liveAndIdempotent() async throws {
-        let s = try await InProcessServer.start()
+    @Test("live delivery, idempotent re-sends over WebSocket and REST", arguments: CommitMode.allCases)
+    func liveAndIdempotent(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let a = try await c.login(testPhone())
         let b = try await c.login(testPhone())
@@ -64,9 +64,9 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
-    @Test("sends arriving together: each succeeds or fails on its own, in order, and a repeated id in the same burst is one message")
-    func burstOfSends() async throws {
-        let s = try await InProcessServer.start()
+    @Test("sends arriving together: each succeeds or fails on its own, in order, and a repeated id in the same burst is one message", arguments: CommitMode.allCases)
+    func burstOfSends(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let a = try await c.login(testPhone())
         let b = try await c.login(testPhone())
@@ -109,9 +109,9 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
-    @Test("multi-device: both devices drain independently, the sender's other device gets the copy, one read gives one read")
-    func multiDevice() async throws {
-        let s = try await InProcessServer.start()
+    @Test("multi-device: both devices drain independently, the sender's other device gets the copy, one read gives one read", arguments: CommitMode.allCases)
+    func multiDevice(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let phoneA = testPhone()
         let phoneB = testPhone()
@@ -191,10 +191,10 @@ struct RelayBehaviourTests {
 
     /// A server with a relay window of `window` frames and drain pages of `page` entries,
     /// and `messages` messages from `a` waiting in the mailbox of `b`'s device "b1".
-    static func backlog(window: Int, page: Int, messages: Int) async throws -> (
+    static func backlog(window: Int, page: Int, messages: Int, commits: CommitMode) async throws -> (
         s: InProcessServer, a: TestSession, b: TestSession, chat: String, ids: [String]
     ) {
-        let s = try await InProcessServer.start { config in
+        let s = try await InProcessServer.start(commits: commits) { config in
             config.relayWindow = window
             config.relayDrainPage = page
         }
@@ -210,11 +210,11 @@ struct RelayBehaviourTests {
         return (s, a, b, chat, ids)
     }
 
-    @Test("a backlog of many pages through a small window: every entry once, in order, then live")
-    func drainThroughSmallWindow() async throws {
+    @Test("a backlog of many pages through a small window: every entry once, in order, then live", arguments: CommitMode.allCases)
+    func drainThroughSmallWindow(commits: CommitMode) async throws {
         // A window of 5 frames and pages of 4 entries: the drain reads ahead while frames are
         // unacknowledged and must neither skip, repeat nor reorder entries across pages.
-        let (s, a, b, chat, ids) = try await Self.backlog(window: 5, page: 4, messages: 41)
+        let (s, a, b, chat, ids) = try await Self.backlog(window: 5, page: 4, messages: 41, commits: commits)
         let c = s.client
         let wb = try await c.ws(b)
         var received: [String] = []
@@ -255,9 +255,9 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
-    @Test("acknowledgements out of order and mixed with cumulative acks keep the window moving: every entry once, in order")
-    func drainWithScrambledAcks() async throws {
-        let (s, _, b, _, ids) = try await Self.backlog(window: 6, page: 4, messages: 40)
+    @Test("acknowledgements out of order and mixed with cumulative acks keep the window moving: every entry once, in order", arguments: CommitMode.allCases)
+    func drainWithScrambledAcks(commits: CommitMode) async throws {
+        let (s, _, b, _, ids) = try await Self.backlog(window: 6, page: 4, messages: 40, commits: commits)
         let c = s.client
         let wb = try await c.ws(b)
         var received: [String] = []
@@ -300,9 +300,9 @@ struct RelayBehaviourTests {
         await s.stop()
     }
 
-    @Test("receipts reach a sender that was offline, from its mailbox")
-    func offlineSenderReceipts() async throws {
-        let s = try await InProcessServer.start()
+    @Test("receipts reach a sender that was offline, from its mailbox", arguments: CommitMode.allCases)
+    func offlineSenderReceipts(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let a = try await c.login(testPhone())
         let b = try await c.login(testPhone())

@@ -36,9 +36,9 @@ actor SendLedger {
 
 @Suite("Relay under stress", .serialized)
 struct RelayStressTests {
-    @Test("a client that stops reading is cut off, others keep flowing, and it gets everything after reconnecting")
-    func slowConsumer() async throws {
-        let s = try await InProcessServer.start { config in
+    @Test("a client that stops reading is cut off, others keep flowing, and it gets everything after reconnecting", arguments: CommitMode.allCases)
+    func slowConsumer(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits) { config in
             config.relayWindow = 100_000
             config.relaySlowConsumerGrace = .seconds(1)
             config.relaySlowConsumerBytes = 512 << 10
@@ -97,12 +97,12 @@ struct RelayStressTests {
         await s.stop()
     }
 
-    @Test("kill -9 repeatedly while clients send: every acknowledged message reaches every recipient device, in order, once")
-    func crashWhileSending() async throws {
+    @Test("kill -9 repeatedly while clients send: every acknowledged message reaches every recipient device, in order, once", arguments: CommitMode.allCases)
+    func crashWhileSending(commits: CommitMode) async throws {
         let dir = TemporaryDirectory("tern-relay-crash")
         defer { dir.remove() }
         let data = dir.file("data")
-        var server = try await ChildServer.start(dataDirectory: data)
+        var server = try await ChildServer.start(dataDirectory: data, extraArguments: commits.arguments)
         var client = TestClient(port: server.port)
         // Two senders; each recipient has two devices, offline throughout.
         var senders: [TestSession] = []
@@ -161,7 +161,7 @@ struct RelayStressTests {
             server.kill9()
             for task in tasks { _ = await task.value }
             await client.shutdown()
-            server = try await ChildServer.start(dataDirectory: data)
+            server = try await ChildServer.start(dataDirectory: data, extraArguments: commits.arguments)
             client = TestClient(port: server.port)
         }
 
@@ -194,6 +194,9 @@ struct RelayStressTests {
                 await ws.close()
             }
         }
+        // Who committed: the event loops only in loop mode.
+        let loopCommits = metricValue(try await client.request(.GET, "/metrics").body, "tern_store_loop_commits_total") ?? 0
+        #expect(commits == .loop ? loopCommits > 0 : loopCommits == 0, "\(loopCommits) loop commits")
         await client.shutdown()
         #expect(server.terminate() == 0)
     }

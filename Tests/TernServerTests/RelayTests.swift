@@ -137,9 +137,9 @@ struct RelayTests {
         await s.stop()
     }
 
-    @Test("offline drain: 3 messages in order with seqs, acks, delivered receipts, nothing twice")
-    func offlineDrain() async throws {
-        let s = try await InProcessServer.start()
+    @Test("offline drain: 3 messages in order with seqs, acks, delivered receipts, nothing twice", arguments: CommitMode.allCases)
+    func offlineDrain(commits: CommitMode) async throws {
+        let s = try await InProcessServer.start(commits: commits)
         let c = s.client
         let a = try await c.login(testPhone())
         let b = try await c.login(testPhone())

@@ -84,6 +84,35 @@ final class TestClient: Sendable {
     }
 }
 
+/// Who commits the relay's writes: the store's writer thread (`sync`, the default), or the
+/// event loop that received them (`nosync` with `store.loop_commits`). Relay tests that
+/// depend on commit order run in both.
+enum CommitMode: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case writerThread
+    case loop
+
+    var testDescription: String { rawValue }
+
+    func apply(_ config: inout TernConfiguration) {
+        switch self {
+        case .writerThread:
+            config.storeDurability = "sync"
+            config.loopCommits = true  // ignored with sync
+        case .loop:
+            config.storeDurability = "nosync"
+            config.loopCommits = true
+        }
+    }
+
+    /// The same, as `serve` arguments.
+    var arguments: [String] {
+        switch self {
+        case .writerThread: ["--set", "store.durability=sync"]
+        case .loop: ["--set", "store.durability=nosync", "--set", "store.loop_commits=true"]
+        }
+    }
+}
+
 /// A Tern server running in this process on 127.0.0.1 with a free port.
 final class InProcessServer: Sendable {
     let dir: TemporaryDirectory
@@ -97,13 +126,14 @@ final class InProcessServer: Sendable {
     /// relaxed limits unless the test sets its own).
     static func start(
         dir: TemporaryDirectory = TemporaryDirectory("tern-server"), clock: any TernClock = SystemClock(),
-        _ configure: (inout TernConfiguration) -> Void = { _ in }
+        commits: CommitMode = .writerThread, _ configure: (inout TernConfiguration) -> Void = { _ in }
     ) async throws -> InProcessServer {
         var config = try ConfigLoader.load(file: nil, environment: ["AUTH_DEV_MODE": "true"], overrides: []).get()
         config.httpPort = 0
         config.adminPort = 0
         config.dataDirectory = dir.path
         config.storeMapSize = 64 << 20
+        commits.apply(&config)
         configure(&config)
         var logger = Logger(label: "tern-test")
         logger.logLevel = .warning
