@@ -132,6 +132,28 @@ public final class LMDBTransaction {
         try key.withUnsafeBytes { kb in try value.withUnsafeBytes { vb in try put(db, key: kb, value: vb, overwrite: overwrite) } }
     }
 
+    /// Stores `value` under `key` unless the key exists; then nothing is written and
+    /// `existing` reads the stored value. One descent of the tree for "look up, else insert".
+    public func insert<T>(
+        _ db: LMDBDatabase, _ key: InlineBytes, _ value: InlineBytes, existing: (UnsafeRawBufferPointer) throws -> T
+    ) throws -> T? {
+        precondition(!isReadOnly, "insert in a read-only transaction")
+        return try key.withUnsafeBytes { kb in
+            try value.withUnsafeBytes { vb in
+                var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+                var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
+                let rc = mdb_put(handle, db.dbi, &k, &v, UInt32(MDB_NOOVERWRITE))
+                if rc == MDB_KEYEXIST {
+                    // LMDB points `v` at the stored value.
+                    return try existing(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+                }
+                try checkWrite(rc, "mdb_put(\(db.name))")
+                mutationCount += 1
+                return nil
+            }
+        }
+    }
+
     private func put(_ db: LMDBDatabase, key kb: UnsafeRawBufferPointer, value vb: UnsafeRawBufferPointer, overwrite: Bool) throws -> Bool {
         precondition(!isReadOnly, "put in a read-only transaction")
         let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)

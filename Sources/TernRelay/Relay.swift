@@ -229,21 +229,28 @@ public final class Relay: Sendable {
             draft.payload = MediaSummary.embed(media, record, in: draft.payload)
             template = RelayFrames.MessageTemplate(chat: command.chat, record: draft)
         }
-        if let existing = try tx.dedupe(sender: sender.user, clientMsgID: command.clientMsgID) {
-            guard let record = try tx.message(existing) else { throw TernError(.internalError, "deduplicated message is missing") }
-            return SendResult(outcome: SendOutcome(id: existing, record: record, duplicate: true), deliveries: [], data: [])
-        }
-        if let reply = command.replyTo {
-            let first = try tx.userChat(user: sender.user, chat: command.chat)?.firstSeq ?? 1
-            guard reply.seq >= first, try tx.message(reply) != nil else {
-                throw TernError.validation("reply_to_message_id is not a message of this chat")
-            }
-        }
-        // Checks done; from here on only writes.
         var head = try tx.cachedChatHead(command.chat) ?? ChatHead(lastSeq: 0, lastActivity: chat.createdAt)
         head.lastSeq += 1
         head.lastActivity = now
         let id = MessageID(chat: command.chat, seq: head.lastSeq)
+        func duplicate(of existing: MessageID) throws -> SendResult {
+            guard let record = try tx.message(existing) else { throw TernError(.internalError, "deduplicated message is missing") }
+            return SendResult(outcome: SendOutcome(id: existing, record: record, duplicate: true), deliveries: [], data: [])
+        }
+        if let reply = command.replyTo {
+            // A re-send is answered before its reply is checked again (the message replied to
+            // may be gone from the sender's view by now).
+            if let existing = try tx.dedupe(sender: sender.user, clientMsgID: command.clientMsgID) { return try duplicate(of: existing) }
+            let first = try tx.userChat(user: sender.user, chat: command.chat)?.firstSeq ?? 1
+            guard reply.seq >= first, try tx.message(reply) != nil else {
+                throw TernError.validation("reply_to_message_id is not a message of this chat")
+            }
+            try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
+        } else if let existing = try tx.claimDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id) {
+            // Looked up and, when new, recorded in one step; a re-send wrote nothing.
+            return try duplicate(of: existing)
+        }
+        // Checks done; from here on only writes.
         // The sender is a member (checked above): everyone else is a recipient.
         let recipients = members.count - (members.contains(sender.user) ? 1 : 0)
         var record = draft
@@ -252,7 +259,6 @@ public final class Relay: Sendable {
         if recipients == 1 { record.flags |= MessageRecord.inlineReceiptFlag }
         try tx.putChatHead(command.chat, head)
         try tx.putMessage(id, record)
-        try tx.putDedupe(sender: sender.user, clientMsgID: command.clientMsgID, id)
         let data = template.data(id: id)
         // Every device's mailbox gets a reference to the history (empty data), encoded once:
         // the message is serialized once, for the live deliveries, and stored once, in the

@@ -546,6 +546,23 @@ extension WriteTx {
         try put(receipt, in: tables.receipts, at: Keys.idSeqID(id.chat, id.seq, user))
     }
 
+    /// Records that (sender, client_msg_id) is `id`, unless it already names a message:
+    /// then nothing is written and that message's id is returned. `dedupe` and `putDedupe`
+    /// in one lookup.
+    public func claimDedupe(sender: TernID, clientMsgID: String, _ id: MessageID) throws -> MessageID? {
+        guard let key = Keys.idThenInline(sender, clientMsgID) else {
+            if let existing = try dedupe(sender: sender, clientMsgID: clientMsgID) { return existing }
+            try putDedupe(sender: sender, clientMsgID: clientMsgID, id)
+            return nil
+        }
+        let existing = try raw.insert(tables.dedupe, key, id.inlineKey) { buffer throws(StoreError) -> MessageID in
+            var r = ByteReader(buffer, what: "dedupe")
+            return MessageID(chat: try r.id(), seq: try r.u64())
+        }
+        if existing == nil { cache.wrote(tables.dedupe) }
+        return existing
+    }
+
     public func putDedupe(sender: TernID, clientMsgID: String, _ id: MessageID) throws {
         guard let key = Keys.idThenInline(sender, clientMsgID) else {
             try putBytes(id.key, in: tables.dedupe, at: Keys.idThen(sender, clientMsgID.utf8))

@@ -259,7 +259,10 @@ public final class Store: Sendable {
             return
         }
         if writer.submitDeferred(wrapped, completion: mapped) {
-            loop.execute { writer.commitDeferred() }
+            // Twice through the loop's task queue: the commit runs after the tasks queued in
+            // this pass (the acknowledgements of its sessions, written by a task), so that
+            // they share it instead of each taking a commit of their own.
+            loop.execute { loop.execute { writer.commitDeferred() } }
         }
     }
 

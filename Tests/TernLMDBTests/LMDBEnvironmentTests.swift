@@ -127,8 +127,20 @@ struct LMDBEnvironmentTests {
             #expect(throws: LMDBError.self) { try txn.put(db, [UInt8](repeating: 1, count: 600), [1]) }
             #expect(txn.poison == nil, "a rejected key must not break the transaction")
             try txn.put(db, [2], [2])
+            // Insert-or-read: a new key is stored, an existing one is read and left alone.
+            func inline(_ v: UInt64) -> InlineBytes {
+                var bytes = InlineBytes()
+                bytes.append(v)
+                return bytes
+            }
+            let before = txn.mutationCount
+            #expect(try txn.insert(db, inline(3), inline(30)) { Array($0) } == nil)
+            #expect(txn.mutationCount == before + 1)
+            #expect(try txn.insert(db, inline(3), inline(31)) { Array($0) } == inline(30).array)
+            #expect(txn.mutationCount == before + 1, "finding the key writes nothing")
+            #expect(try txn.get(db, inline(3).array) == inline(30).array)
         }
-        #expect(try env.withReadTransaction { try $0.count(db) } == 2)
+        #expect(try env.withReadTransaction { try $0.count(db) } == 3)
         env.close()
     }
 
