@@ -204,6 +204,50 @@ public final class LMDBTransaction {
         throw error
     }
 
+    // MARK: read, then write back
+
+    /// A cursor of this write transaction for reading a value (`find`) and storing it back
+    /// where it was (`replace`) without a second search of the tree. LMDB frees it when the
+    /// transaction ends; it must not be used after that.
+    public func updateCursor(_ db: LMDBDatabase) throws -> LMDBUpdateCursor {
+        precondition(!isReadOnly, "an update cursor in a read-only transaction")
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
+        return LMDBUpdateCursor(cursor: cursor!, db: db)
+    }
+
+    /// Positions `cursor` on `key` and calls `body` with its value; nil if there is none.
+    public func find<R>(_ cursor: LMDBUpdateCursor, _ key: InlineBytes, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        _ = handle
+        return try key.withUnsafeBytes { kb in
+            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            var v = MDB_val()
+            let rc = mdb_cursor_get(cursor.cursor, &k, &v, MDB_SET_KEY)
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "mdb_cursor_get(\(cursor.db.name))")
+            return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        }
+    }
+
+    /// Stores `value` under `key`: in place when `cursor` still sits on `key` (after `find`),
+    /// otherwise by an ordinary put.
+    public func replace(_ cursor: LMDBUpdateCursor, _ key: InlineBytes, _ value: UnsafeRawBufferPointer) throws {
+        try key.withUnsafeBytes { kb in
+            var k = MDB_val()
+            var v = MDB_val()
+            let onKey = mdb_cursor_get(cursor.cursor, &k, &v, MDB_GET_CURRENT) == MDB_SUCCESS && k.mv_size == kb.count
+                && (kb.isEmpty || memcmp(k.mv_data, kb.baseAddress!, kb.count) == 0)
+            guard onKey else {
+                _ = try put(cursor.db, key: kb, value: value, overwrite: true)
+                return
+            }
+            k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+            try checkWrite(mdb_cursor_put(cursor.cursor, &k, &v, UInt32(MDB_CURRENT)), "mdb_cursor_put(\(cursor.db.name))")
+            mutationCount += 1
+        }
+    }
+
     // MARK: cursors
 
     /// Visits entries with `lower <= key < upper` in key order (or reverse order), until
@@ -259,6 +303,12 @@ public final class LMDBTransaction {
         }
         if rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(db.name))") }
     }
+}
+
+/// A write transaction's cursor for `LMDBTransaction.find` and `replace`.
+public struct LMDBUpdateCursor {
+    let cursor: OpaquePointer
+    let db: LMDBDatabase
 }
 
 /// Point reads through one cursor: a key that is the one after the previous read's (a

@@ -444,7 +444,10 @@ extension WriteTx {
         // given back by the patch's put.
         var out = cache.recordBuffer
         cache.recordBuffer = []
-        let found = try raw.withValue(tables.messages, id.inlineKey) { buffer -> Bool in
+        // Read through the update cursor, which the patch then writes back through.
+        let cursor = try messageCursor ?? raw.updateCursor(tables.messages)
+        messageCursor = cursor
+        let found = try raw.find(cursor, id.inlineKey) { buffer -> Bool in
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: buffer)
             return true
@@ -524,7 +527,12 @@ extension WriteTx {
             }
             return (sender, counters)
         }
-        try putBytes(value, in: tables.messages, at: id.inlineKey)
+        if let cursor = messageCursor {
+            cache.wrote(tables.messages)
+            try value.withUnsafeBytes { try raw.replace(cursor, id.inlineKey, $0) }
+        } else {
+            try putBytes(value, in: tables.messages, at: id.inlineKey)
+        }
         cache.recordBuffer = value
         let counts = MessageRecord(
             sender: sender, senderDevice: 0, clientMsgID: "", kind: "", payload: [], createdAt: Timestamp(milliseconds: 0),

@@ -78,6 +78,9 @@ public final class WriteTx: ReadTx {
     /// What the writer remembers across requests (see `WriterCache`); every write below
     /// tells it which table changed.
     let cache: WriterCache
+    /// The messages table's update cursor (`messageBytes` reads through it, the counter
+    /// patch writes back through it); LMDB frees it with the transaction.
+    var messageCursor: LMDBUpdateCursor?
 
     init(raw: LMDBTransaction, tables: Tables, cache: WriterCache) {
         self.cache = cache

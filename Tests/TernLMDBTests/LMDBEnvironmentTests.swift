@@ -139,8 +139,20 @@ struct LMDBEnvironmentTests {
             #expect(try txn.insert(db, inline(3), inline(31)) { Array($0) } == inline(30).array)
             #expect(txn.mutationCount == before + 1, "finding the key writes nothing")
             #expect(try txn.get(db, inline(3).array) == inline(30).array)
+            // Read, then write back through the same cursor; a cursor moved meanwhile (or
+            // never positioned on the key) falls back to an ordinary put.
+            let cursor = try txn.updateCursor(db)
+            #expect(try txn.find(cursor, inline(9)) { Array($0) } == nil)
+            var value = try #require(try txn.find(cursor, inline(3)) { Array($0) })
+            value[7] = 33
+            try value.withUnsafeBytes { try txn.replace(cursor, inline(3), $0) }
+            #expect(try txn.get(db, inline(3).array) == inline(33).array)
+            _ = try txn.find(cursor, inline(3)) { _ in () }
+            try inline(44).withUnsafeBytes { try txn.replace(cursor, inline(4), $0) }
+            #expect(try txn.get(db, inline(4).array) == inline(44).array)
+            #expect(try txn.get(db, inline(3).array) == inline(33).array, "the entry under the cursor is untouched")
         }
-        #expect(try env.withReadTransaction { try $0.count(db) } == 3)
+        #expect(try env.withReadTransaction { try $0.count(db) } == 4)
         env.close()
     }
 
