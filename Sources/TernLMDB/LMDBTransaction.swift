@@ -217,11 +217,22 @@ public final class LMDBTransaction {
     }
 
     /// Positions `cursor` on `key` and calls `body` with its value; nil if there is none.
-    public func find<R>(_ cursor: LMDBUpdateCursor, _ key: InlineBytes, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    /// With `tryNext` (the cursor sits on an earlier find's key), a key that is the next
+    /// entry is one step of the cursor instead of a search from the root (acknowledgements
+    /// come sorted: a drained backlog names one message after the other).
+    public func find<R>(
+        _ cursor: LMDBUpdateCursor, _ key: InlineBytes, tryNext: Bool = false, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
         _ = handle
         return try key.withUnsafeBytes { kb in
-            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            var k = MDB_val()
             var v = MDB_val()
+            if tryNext, mdb_cursor_get(cursor.cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS, k.mv_size == kb.count,
+                kb.isEmpty || memcmp(k.mv_data, kb.baseAddress!, kb.count) == 0
+            {
+                return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            }
+            k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
             let rc = mdb_cursor_get(cursor.cursor, &k, &v, MDB_SET_KEY)
             if rc == MDB_NOTFOUND { return nil }
             try check(rc, "mdb_cursor_get(\(cursor.db.name))")

@@ -446,12 +446,14 @@ extension WriteTx {
         cache.recordBuffer = []
         // Read through the update cursor, which the patch then writes back through.
         let cursor = try messageCursor ?? raw.updateCursor(tables.messages)
+        let positioned = messageCursor != nil && messageCursorFound
         messageCursor = cursor
-        let found = try raw.find(cursor, id.inlineKey) { buffer -> Bool in
+        let found = try raw.find(cursor, id.inlineKey, tryNext: positioned) { buffer -> Bool in
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: buffer)
             return true
         } ?? false
+        messageCursorFound = found
         guard found else {
             cache.recordBuffer = out
             return nil

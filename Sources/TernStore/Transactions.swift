@@ -81,6 +81,8 @@ public final class WriteTx: ReadTx {
     /// The messages table's update cursor (`messageBytes` reads through it, the counter
     /// patch writes back through it); LMDB frees it with the transaction.
     var messageCursor: LMDBUpdateCursor?
+    /// Whether the last `messageBytes` left the cursor on its key.
+    var messageCursorFound = false
 
     init(raw: LMDBTransaction, tables: Tables, cache: WriterCache) {
         self.cache = cache

@@ -151,6 +151,14 @@ struct LMDBEnvironmentTests {
             try inline(44).withUnsafeBytes { try txn.replace(cursor, inline(4), $0) }
             #expect(try txn.get(db, inline(4).array) == inline(44).array)
             #expect(try txn.get(db, inline(3).array) == inline(33).array, "the entry under the cursor is untouched")
+            // tryNext: the next key is one step; any other key (before, a gap, missing) is
+            // searched. Keys now: [1], [2], 3, 4.
+            _ = try txn.find(cursor, inline(3)) { _ in () }
+            #expect(try txn.find(cursor, inline(4), tryNext: true) { Array($0) } == inline(44).array)
+            #expect(try txn.find(cursor, inline(3), tryNext: true) { Array($0) } == inline(33).array)
+            #expect(try txn.find(cursor, inline(5), tryNext: true) { Array($0) } == nil)
+            #expect(try txn.find(cursor, inline(4), tryNext: true) { Array($0) } == inline(44).array)
+            #expect(try txn.find(cursor, inline(9), tryNext: true) { Array($0) } == nil, "past the end")
         }
         #expect(try env.withReadTransaction { try $0.count(db) } == 4)
         env.close()
