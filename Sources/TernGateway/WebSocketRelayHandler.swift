@@ -194,7 +194,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
 
     private func appendFrame(length: Int, _ payload: (inout ByteBuffer) -> Void) {
         guard let context else { return }
-        if pending == nil { pending = context.channel.allocator.buffer(capacity: length + Self.headerRoom) }
+        if pending == nil { pending = Self.newPending(context, length) }
         Self.writeTextHeader(length: length, into: &pending!)
         payload(&pending!)
         if pending!.readableBytes >= Self.pendingLimit { writePending() }
@@ -218,7 +218,7 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
             guard let context, !closing, raw.context != nil, StoredEnvelope.isPlain(UnsafeRawBufferPointer(name)) else { return false }
             let length = StoredEnvelope.length(eventCount: name.count, seq: seq, dataCount: data.count)
             guard admit(length) else { return true }
-            var buffer = pending ?? context.channel.allocator.buffer(capacity: length + Self.headerRoom)
+            var buffer = pending ?? Self.newPending(context, length)
             pending = nil
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length + Self.headerRoom) { out in
                 let header = Self.writeTextHeader(length: length, to: out.baseAddress!)
@@ -294,6 +294,13 @@ final class WebSocketRelayHandler: ChannelInboundHandler, RelayConnection, @unch
     }
 
     private static let headerRoom = 10
+
+    /// A buffer for the frames of one loop pass, starting with room for a few (a sender
+    /// gets `message.sent` and `message.status` together, a drain hundreds of frames): not
+    /// regrown from the size of the first frame by every frame after it.
+    private static func newPending(_ context: ChannelHandlerContext, _ length: Int) -> ByteBuffer {
+        context.channel.allocator.buffer(capacity: max(length + headerRoom, 2048))
+    }
 
     var isBackedUp: Bool { !(context?.channel.isWritable ?? true) }
 }
