@@ -266,9 +266,6 @@ public final class Store: Sendable {
         }
     }
 
-    /// Whether writes submitted with `on:` are committed by their event loop.
-    public var loopCommits: Bool { writer?.callerCommits ?? false }
-
     /// Proves the writer commits: bumps a counter in a real group-committed write.
     public func probeWrite() async throws {
         _ = try await write { tx in try tx.nextSequence(MetaKey.probe) }
