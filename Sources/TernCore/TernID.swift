@@ -123,9 +123,7 @@ public struct TernID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Appends the 36-character UUID form to `bytes` (JSON writers, keys).
     @inlinable
     public func appendUUID(to bytes: inout [UInt8]) {
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: 36))
-        bytes.withUnsafeMutableBufferPointer { writeUUID(to: $0.baseAddress! + start) }
+        bytes.appendFilled(count: 36) { writeUUID(to: $0) }
     }
 
     public static func < (a: TernID, b: TernID) -> Bool { (a.high, a.low) < (b.high, b.low) }

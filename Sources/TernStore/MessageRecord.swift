@@ -85,9 +85,7 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     /// Appends the 48 hex digits to `bytes`.
     @inlinable
     public func append(to bytes: inout [UInt8]) {
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: 48))
-        bytes.withUnsafeMutableBufferPointer { write(to: $0.baseAddress! + start) }
+        bytes.appendFilled(count: 48) { write(to: $0) }
     }
 
     /// The history key.

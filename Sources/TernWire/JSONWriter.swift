@@ -105,9 +105,7 @@ public struct JSONWriter: Sendable {
     /// The decimal digits of `v`, without an intermediate String.
     public static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
         let digits = DecimalText.count(v)
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: digits))
-        out.withUnsafeMutableBytes { DecimalText.write(v, digits: digits, to: $0.baseAddress! + start) }
+        out.appendFilled(count: digits) { DecimalText.write(v, digits: digits, to: UnsafeMutableRawPointer($0)) }
     }
 
     /// Non-finite doubles have no JSON form and are written as null.
@@ -180,9 +178,7 @@ public struct JSONWriter: Sendable {
         key(k)
         separate()
         bytes.append(UInt8(ascii: "\""))
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: count))
-        bytes.withUnsafeMutableBufferPointer { fill($0.baseAddress! + start) }
+        bytes.appendFilled(count: count, fill)
         bytes.append(UInt8(ascii: "\""))
     }
 
@@ -260,9 +256,8 @@ public struct PlainFrameBytes {
 
     /// A time as RFC 3339, written in place.
     public mutating func rfc3339(_ time: Timestamp) {
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: 24))
-        let written = bytes.withUnsafeMutableBufferPointer { time.writeRFC3339(to: $0.baseAddress! + start) }
+        var written = false
+        bytes.appendFilled(count: 24) { written = time.writeRFC3339(to: $0) }
         if !written {
             bytes.removeLast(24)
             plain(time.rfc3339)
@@ -271,9 +266,7 @@ public struct PlainFrameBytes {
 
     /// `count` bytes written by `fill` (hex ids, UUIDs).
     public mutating func fixed(count: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Void) {
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: count))
-        bytes.withUnsafeMutableBufferPointer { fill($0.baseAddress! + start) }
+        bytes.appendFilled(count: count, fill)
     }
 
     /// Serialized JSON as it is.
