@@ -96,7 +96,15 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// One word into the hasher (message ids key the relay's in-flight and receipt tables).
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(chat.mixed &+ seq)
+        hasher.combine(chat)
+        hasher.combine(seq)
+    }
+
+    /// Sets and dictionaries: the chat id's mix, mixed again with the sequence number
+    /// (see `TernID._rawHashValue`).
+    @inlinable
+    public func _rawHashValue(seed: Int) -> Int {
+        Int(truncatingIfNeeded: HashMix.mix(UInt64(truncatingIfNeeded: chat._rawHashValue(seed: seed)), seq, seed: seed))
     }
 
     public static func < (a: MessageID, b: MessageID) -> Bool { (a.chat, a.seq) < (b.chat, b.seq) }

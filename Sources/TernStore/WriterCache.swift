@@ -55,6 +55,11 @@ public final class WriterCache: @unchecked Sendable {
     struct ChatUserKey: Hashable {
         var chat: TernID
         var user: TernID
+
+        func _rawHashValue(seed: Int) -> Int {
+            Int(truncatingIfNeeded: HashMix.mix(
+                UInt64(truncatingIfNeeded: chat._rawHashValue(seed: seed)), UInt64(truncatingIfNeeded: user._rawHashValue(seed: seed)), seed: seed))
+        }
     }
 
     init(tables: Tables) {

@@ -19,6 +19,31 @@ struct CoreTests {
         #expect(TernID("123e4567-e89b-12d3-a456-426614174000")?.description == "123e4567-e89b-12d3-a456-426614174000")
     }
 
+    @Test("ids in sets and dictionaries: every one found, halves that fold alike do not collide, the seed matters")
+    func idHashing() {
+        var ids: [TernID] = (0..<20_000).map { _ in TernID.random() }
+        // Ids built so that high ^ low·C (the old one-word fold) is the same for all of them.
+        let c: UInt64 = 0x9E37_79B9_7F4A_7C15
+        ids += (0..<1000).map { i in TernID(high: 42 ^ (UInt64(i) &* c), low: UInt64(i)) }
+        let set = Set(ids)
+        #expect(set.count == ids.count)
+        #expect(ids.allSatisfy { set.contains($0) })
+        var index: [TernID: Int] = [:]
+        for (i, id) in ids.enumerated() { index[id] = i }
+        #expect(ids.enumerated().allSatisfy { index[$0.element] == $0.offset })
+        let crafted = ids.suffix(1000)
+        for seed in [0, 1, Int.max, -7] {
+            #expect(Set(crafted.map { $0._rawHashValue(seed: seed) }).count == crafted.count, "seed \(seed)")
+        }
+        let id = ids[0]
+        #expect(id._rawHashValue(seed: 1) != id._rawHashValue(seed: 2))
+        #expect(TernID(high: id.high, low: id.low)._rawHashValue(seed: 5) == id._rawHashValue(seed: 5))
+        // Buckets stay even: 20,000 random ids over 256 buckets, none far from 78.
+        var buckets = [Int](repeating: 0, count: 256)
+        for id in ids.prefix(20_000) { buckets[id._rawHashValue(seed: 12345) & 255] += 1 }
+        #expect(buckets.max()! < 140 && buckets.min()! > 30, "\(buckets.min()!)…\(buckets.max()!)")
+    }
+
     @Test("timestamps format and parse RFC 3339")
     func timestamps() {
         #expect(Timestamp(milliseconds: 0).rfc3339 == "1970-01-01T00:00:00.000Z")
