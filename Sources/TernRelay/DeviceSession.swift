@@ -63,7 +63,11 @@ public final class DeviceSession: @unchecked Sendable {
     /// Acknowledgements gathered during one read burst, written in one store write.
     private var ackItems: [AckItem] = []
     /// `message.send`s of the current read burst (with the frame's ref), stored together.
-    private var burstSends: [(command: SendCommand, ref: String?)] = []
+    /// The validated sends of this read burst, going to the store as they are, and the
+    /// frame references that are not the send's own `client_msg_id` (an explicit `ref`; a
+    /// list that stays empty, unallocated, for the usual frame).
+    private var burstCommands: [SendCommand] = []
+    private var burstOtherRefs: [(index: Int, ref: String?)] = []
     private var ackUpTo: UInt64 = 0
     private var flushScheduled = false
     private var typingTimers: [TernID: Scheduled<Void>] = [:]
@@ -341,8 +345,9 @@ public final class DeviceSession: @unchecked Sendable {
     /// A validated send, stored with the other sends of this read burst in one write
     /// (`flushAcks`).
     private func queueSend(_ command: SendCommand, ref: String?) {
-        burstSends.append((command, ref))
-        if burstSends.count >= 256 { flushAcks() }  // keep one write request bounded
+        if ref != command.clientMsgID { burstOtherRefs.append((burstCommands.count, ref)) }
+        burstCommands.append(command)
+        if burstCommands.count >= 256 { flushAcks() }  // keep one write request bounded
     }
 
     private func receiveAcknowledgement(_ frame: FlatFrame) -> Bool {
@@ -477,19 +482,21 @@ public final class DeviceSession: @unchecked Sendable {
     /// Writes what one read burst gathered: its sends in one store write, its
     /// acknowledgements in another. Called at the end of each read burst and at close.
     public func flushAcks() {
-        if !burstSends.isEmpty {
-            let sends = burstSends
-            burstSends = []
-            relay.send(burst: sends.map(\.command), from: identity, on: eventLoop) { results in
+        if !burstCommands.isEmpty {
+            let commands = burstCommands
+            let otherRefs = burstOtherRefs
+            burstCommands = []
+            burstOtherRefs = []
+            relay.send(burst: commands, from: identity, on: eventLoop) { results in
                 self.relay.outbox.post(self.eventLoop) {
-                    for (send, result) in zip(sends, results) {
-                        switch result {
-                        case .success(let outcome):
+                    for index in results.indices {
+                        switch results[index] {
+                        case .success(let sent):
                             self.send(RelayFrames.sent(
-                                id: outcome.id, clientMsgID: send.command.clientMsgID, createdAt: outcome.createdAt,
-                                duplicate: outcome.duplicate))
+                                id: sent.id, clientMsgID: commands[index].clientMsgID, createdAt: sent.createdAt, duplicate: sent.duplicate))
                         case .failure(let error):
-                            self.send(RelayFrames.error(Relay.clientError(error), ref: send.ref))
+                            let ref = otherRefs.first { $0.index == index }.map(\.ref) ?? commands[index].clientMsgID
+                            self.send(RelayFrames.error(Relay.clientError(error), ref: ref))
                         }
                     }
                 }

@@ -34,7 +34,7 @@ final class ReceiptCoalescer: @unchecked Sendable {
         store.addBatchHook { [weak self] in self?.flush() }
     }
 
-    func add(_ live: LiveReceipts) {
+    func add(_ live: consuming LiveReceipts) {
         // One lookup for the usual message seen once per commit; put back if it was there.
         guard let at = index.updateValue(pending.count, forKey: live.message) else {
             pending.append(live)
@@ -71,11 +71,14 @@ final class ReceiptCoalescer: @unchecked Sendable {
         // messages in one commit).
         var outgoing: [(device: UInt64, frames: [[UInt8]])] = []
         var slot: [UInt64: Int] = [:]
-        for live in pending {
-            let frame = RelayFrames.statusFrame(id: live.message, receipts: live.receipts, aggregate: live.aggregate, at: live.at)
-            for device in live.devices {
-                if let last = outgoing.last, last.device == device {
-                    outgoing[outgoing.count - 1].frames.append(frame)
+        // By index and field: neither a receipt nor a device's frame list is copied (a copy
+        // of the list held while appending would make each append copy it).
+        for i in pending.indices {
+            let frame = RelayFrames.statusFrame(
+                id: pending[i].message, receipts: pending[i].receipts, aggregate: pending[i].aggregate, at: pending[i].at)
+            for device in pending[i].devices {
+                if let last = outgoing.indices.last, outgoing[last].device == device {
+                    outgoing[last].frames.append(frame)
                 } else if let at = slot[device] {
                     outgoing[at].frames.append(frame)
                 } else {

@@ -79,13 +79,21 @@ public final class Relay: Sendable {
         var data: [UInt8]
     }
 
-    /// Stores `command` from `sender` and delivers it. `completion` runs on the writer
+    /// What a sending device is told of one of its sends (`message.sent`): no counted
+    /// references, so handing a burst's answers to its session copies nothing.
+    public struct Sent: Sendable {
+        public var id: MessageID
+        public var createdAt: Timestamp
+        public var duplicate: Bool
+    }
+
+    /// Stores `command` from `sender` and delivers it. `completion` runs on the committing
     /// thread after the commit.
     public func send(
         _ command: SendCommand, from sender: DeviceIdentity, origin: DeviceSession?,
         completion: @escaping @Sendable (Result<SendOutcome, any Error>) -> Void
     ) {
-        send(burst: [command], from: sender) { results in completion(results[0]) }
+        storeSends([command], from: sender, on: nil) { results in completion(results[0].map(\.outcome)) }
     }
 
     /// Stores several sends of one device (the `message.send` frames of one read burst) in
@@ -97,28 +105,42 @@ public final class Relay: Sendable {
     /// (`Store.submit(on:)`).
     public func send(
         burst commands: [SendCommand], from sender: DeviceIdentity, on loop: (any EventLoop)? = nil,
-        completion: @escaping @Sendable ([Result<SendOutcome, any Error>]) -> Void
+        completion: @escaping @Sendable ([Result<Sent, any Error>]) -> Void
+    ) {
+        storeSends(commands, from: sender, on: loop) { results in
+            completion(results.map { result in
+                result.map { Sent(id: $0.outcome.id, createdAt: $0.outcome.createdAt, duplicate: $0.outcome.duplicate) }
+            })
+        }
+    }
+
+    /// `send(burst:)` with each command's whole result (the REST answer needs the record).
+    /// `completion` runs before the deliveries are handed on.
+    private func storeSends(
+        _ commands: [SendCommand], from sender: DeviceIdentity, on loop: (any EventLoop)?,
+        completion: @escaping @Sendable ([Result<SendResult, any Error>]) -> Void
     ) {
         let now = clock.now()
         let registry = self.registry
         let metrics = self.metrics
         // Everything that does not need the transaction is prepared here, on the caller's
         // thread (an event loop), so that the writer only splices in the message id.
+        // (The commands are read by index below, not copied into these pairs.)
         let prepared = commands.map { command in
             let draft = MessageRecord(
                 sender: sender.user, senderDevice: sender.deviceNumber, clientMsgID: command.clientMsgID,
                 kind: command.content.kind.rawValue, payload: command.content.payload, replyTo: command.replyTo?.description ?? "",
                 createdAt: now, recipients: 0)
-            return (command: command, draft: draft, template: RelayFrames.MessageTemplate(chat: command.chat, record: draft))
+            return (draft: draft, template: RelayFrames.MessageTemplate(chat: command.chat, record: draft))
         }
         store.submit(on: loop, { tx -> [Result<SendResult, any Error>] in
             var results: [Result<SendResult, any Error>] = []
             results.reserveCapacity(prepared.count)
-            for item in prepared {
+            for index in prepared.indices {
                 let before = tx.mutationCount
                 do {
                     results.append(.success(try Self.sendTransaction(
-                        tx, item.command, draft: item.draft, template: item.template, sender: sender)))
+                        tx, commands[index], draft: prepared[index].draft, template: prepared[index].template, sender: sender)))
                 } catch {
                     // A refusal (not a member, blocked, …) happens before any write and fails
                     // that command alone; a failure after writing fails the whole request,
@@ -133,7 +155,7 @@ public final class Relay: Sendable {
             case .failure(let error):
                 completion(Array(repeating: .failure(error), count: commands.count))
             case .success(let results):
-                completion(results.map { $0.map(\.outcome) })
+                completion(results)
                 for case .success(let sent) in results where !sent.outcome.duplicate {
                     metrics.messagesAccepted.increment()
                     for delivery in sent.deliveries {
@@ -386,12 +408,15 @@ public final class Relay: Sendable {
 
     /// Runs on the committing thread after the commit: stored receipts go to their sessions now;
     /// live ones are merged per message with the rest of the commit's (`ReceiptCoalescer`).
-    private func dispatch(_ notices: [ReceiptNotice]) {
-        for notice in notices {
-            if let live = notice.live { receiptCoalescer.add(live) }
-            for delivery in notice.stored {
+    private func dispatch(_ notices: consuming [ReceiptNotice]) {
+        var notices = notices
+        for index in notices.indices {
+            // Moved out, not copied: the coalescer keeps it.
+            if let live = notices[index].live.take() { receiptCoalescer.add(live) }
+            for delivery in notices[index].stored {
                 registry.session(device: delivery.device)?.deliverStored(
-                    seq: delivery.seq, kind: .receipt, event: ServerEvent.messageStatus, data: notice.data, message: notice.message)
+                    seq: delivery.seq, kind: .receipt, event: ServerEvent.messageStatus, data: notices[index].data,
+                    message: notices[index].message)
             }
         }
     }

@@ -97,6 +97,12 @@ struct RelayBehaviourTests {
         #expect(sent[1].data["duplicate"] as? Bool == true)
         #expect(Set(errors.map { $0.data["code"] as? String ?? "" }) == ["CHAT_NOT_FOUND", "VALIDATION_ERROR"])
         #expect(errors.contains { $0.data["ref"] as? String == "burst-2" && $0.data["code"] as? String == "CHAT_NOT_FOUND" })
+        // A frame's own `ref` names a send the store refuses, rather than its client_msg_id.
+        wa.connection.send(text: #"{"event":"message.send","ref":"mine-1","data":{"chat_id":""# + nowhere
+            + #"","type":"text","payload":{"body":"x"},"client_msg_id":"burst-9"}}"#)
+        let refused = try #require(await wa.next(event: "error").frame)
+        #expect(refused.data["ref"] as? String == "mine-1")
+        #expect(refused.data["code"] as? String == "CHAT_NOT_FOUND")
         // B gets the two stored messages, once each, in order.
         var bodies: [String] = []
         while bodies.count < 2, let frame = await wb.next(event: "message.new").frame {
