@@ -62,7 +62,6 @@ public final class DeviceSession: @unchecked Sendable {
     private var drainedCount = 0
     /// Acknowledgements gathered during one read burst, written in one store write.
     private var ackItems: [AckItem] = []
-    /// `message.send`s of the current read burst (with the frame's ref), stored together.
     /// The validated sends of this read burst, going to the store as they are, and the
     /// frame references that are not the send's own `client_msg_id` (an explicit `ref`; a
     /// list that stays empty, unallocated, for the usual frame).
