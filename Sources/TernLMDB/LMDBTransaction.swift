@@ -46,7 +46,7 @@ public final class LMDBTransaction {
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
         defer { mdb_cursor_close(cursor) }
-        var reader = LMDBSequentialReader(cursor: cursor!, name: db.name)
+        var reader = LMDBSequentialReader(cursor: cursor!, db: db)
         return try body(&reader)
     }
 
@@ -206,43 +206,19 @@ public final class LMDBTransaction {
 
     // MARK: read, then write back
 
-    /// A cursor of this write transaction for reading a value (`find`) and storing it back
-    /// where it was (`replace`) without a second search of the tree. LMDB frees it when the
-    /// transaction ends; it must not be used after that.
-    public func updateCursor(_ db: LMDBDatabase) throws -> LMDBUpdateCursor {
+    /// A reader of this write transaction whose cursor also writes back (`replace`): a value
+    /// read through it is stored again without a second search of the tree. LMDB frees the
+    /// cursor when the transaction ends; the reader must not be used after that.
+    public func updateCursor(_ db: LMDBDatabase) throws -> LMDBSequentialReader {
         precondition(!isReadOnly, "an update cursor in a read-only transaction")
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(handle, db.dbi, &cursor), "mdb_cursor_open(\(db.name))")
-        return LMDBUpdateCursor(cursor: cursor!, db: db)
+        return LMDBSequentialReader(cursor: cursor!, db: db)
     }
 
-    /// Positions `cursor` on `key` and calls `body` with its value; nil if there is none.
-    /// With `tryNext` (the cursor sits on an earlier find's key), a key that is the next
-    /// entry is one step of the cursor instead of a search from the root (acknowledgements
-    /// come sorted: a drained backlog names one message after the other).
-    public func find<R>(
-        _ cursor: LMDBUpdateCursor, _ key: InlineBytes, tryNext: Bool = false, _ body: (UnsafeRawBufferPointer) throws -> R
-    ) throws -> R? {
-        _ = handle
-        return try key.withUnsafeBytes { kb in
-            var k = MDB_val()
-            var v = MDB_val()
-            if tryNext, mdb_cursor_get(cursor.cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS, k.mv_size == kb.count,
-                kb.isEmpty || memcmp(k.mv_data, kb.baseAddress!, kb.count) == 0
-            {
-                return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
-            }
-            k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-            let rc = mdb_cursor_get(cursor.cursor, &k, &v, MDB_SET_KEY)
-            if rc == MDB_NOTFOUND { return nil }
-            try check(rc, "mdb_cursor_get(\(cursor.db.name))")
-            return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
-        }
-    }
-
-    /// Stores `value` under `key`: in place when `cursor` still sits on `key` (after `find`),
-    /// otherwise by an ordinary put.
-    public func replace(_ cursor: LMDBUpdateCursor, _ key: InlineBytes, _ value: UnsafeRawBufferPointer) throws {
+    /// Stores `value` under `key`: in place when `cursor` (from `updateCursor`) still sits on
+    /// `key` after reading it, otherwise by an ordinary put.
+    public func replace(_ cursor: LMDBSequentialReader, _ key: InlineBytes, _ value: UnsafeRawBufferPointer) throws {
         try key.withUnsafeBytes { kb in
             var k = MDB_val()
             var v = MDB_val()
@@ -316,24 +292,19 @@ public final class LMDBTransaction {
     }
 }
 
-/// A write transaction's cursor for `LMDBTransaction.find` and `replace`.
-public struct LMDBUpdateCursor {
+/// Point reads through one cursor: a key that is the one after the previous read's (a
+/// drained mailbox names history records one after the other, acknowledgements come sorted)
+/// is one step of the cursor instead of a search from the root; any other key is searched.
+/// From `updateCursor`, the cursor also writes back (`LMDBTransaction.replace`).
+public struct LMDBSequentialReader {
     let cursor: OpaquePointer
     let db: LMDBDatabase
-}
-
-/// Point reads through one cursor: a key that is the one after the previous read's (a
-/// drained mailbox names history records one after the other) is one step of the cursor
-/// instead of a search from the root; any other key is searched.
-public struct LMDBSequentialReader {
-    private let cursor: OpaquePointer
-    private let name: String
     /// Whether the cursor sits on the previous read's key.
     private var positioned = false
 
-    init(cursor: OpaquePointer, name: String) {
+    init(cursor: OpaquePointer, db: LMDBDatabase) {
         self.cursor = cursor
-        self.name = name
+        self.db = db
     }
 
     /// Calls `body` with the value stored under `key`, or returns nil if there is none.
@@ -354,13 +325,13 @@ public struct LMDBSequentialReader {
             if rc == MDB_SUCCESS, k.mv_size == key.count, key.isEmpty || memcmp(k.mv_data, key.baseAddress!, key.count) == 0 {
                 return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
             }
-            if rc != MDB_SUCCESS && rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(name))") }
+            if rc != MDB_SUCCESS && rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(db.name))") }
         }
         k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         let rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_KEY)
         positioned = rc == MDB_SUCCESS
         if rc == MDB_NOTFOUND { return nil }
-        try check(rc, "mdb_cursor_get(\(name))")
+        try check(rc, "mdb_cursor_get(\(db.name))")
         return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 }

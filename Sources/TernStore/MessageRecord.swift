@@ -451,15 +451,12 @@ extension WriteTx {
         var out = cache.recordBuffer
         cache.recordBuffer = []
         // Read through the update cursor, which the patch then writes back through.
-        let cursor = try messageCursor ?? raw.updateCursor(tables.messages)
-        let positioned = messageCursor != nil && messageCursorFound
-        messageCursor = cursor
-        let found = try raw.find(cursor, id.inlineKey, tryNext: positioned) { buffer -> Bool in
+        if messageCursor == nil { messageCursor = try raw.updateCursor(tables.messages) }
+        let found = try messageCursor!.withValue(id.inlineKey) { buffer -> Bool in
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: buffer)
             return true
         } ?? false
-        messageCursorFound = found
         guard found else {
             cache.recordBuffer = out
             return nil

@@ -80,9 +80,7 @@ public final class WriteTx: ReadTx {
     let cache: WriterCache
     /// The messages table's update cursor (`messageBytes` reads through it, the counter
     /// patch writes back through it); LMDB frees it with the transaction.
-    var messageCursor: LMDBUpdateCursor?
-    /// Whether the last `messageBytes` left the cursor on its key.
-    var messageCursorFound = false
+    var messageCursor: LMDBSequentialReader?
 
     init(raw: LMDBTransaction, tables: Tables, cache: WriterCache) {
         self.cache = cache

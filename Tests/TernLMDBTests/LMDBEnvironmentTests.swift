@@ -141,24 +141,24 @@ struct LMDBEnvironmentTests {
             #expect(try txn.get(db, inline(3).array) == inline(30).array)
             // Read, then write back through the same cursor; a cursor moved meanwhile (or
             // never positioned on the key) falls back to an ordinary put.
-            let cursor = try txn.updateCursor(db)
-            #expect(try txn.find(cursor, inline(9)) { Array($0) } == nil)
-            var value = try #require(try txn.find(cursor, inline(3)) { Array($0) })
+            var cursor = try txn.updateCursor(db)
+            #expect(try cursor.withValue(inline(9)) { Array($0) } == nil)
+            var value = try #require(try cursor.withValue(inline(3)) { Array($0) })
             value[7] = 33
             try value.withUnsafeBytes { try txn.replace(cursor, inline(3), $0) }
             #expect(try txn.get(db, inline(3).array) == inline(33).array)
-            _ = try txn.find(cursor, inline(3)) { _ in () }
+            _ = try cursor.withValue(inline(3)) { _ in () }
             try inline(44).withUnsafeBytes { try txn.replace(cursor, inline(4), $0) }
             #expect(try txn.get(db, inline(4).array) == inline(44).array)
             #expect(try txn.get(db, inline(3).array) == inline(33).array, "the entry under the cursor is untouched")
-            // tryNext: the next key is one step; any other key (before, a gap, missing) is
-            // searched. Keys now: [1], [2], 3, 4.
-            _ = try txn.find(cursor, inline(3)) { _ in () }
-            #expect(try txn.find(cursor, inline(4), tryNext: true) { Array($0) } == inline(44).array)
-            #expect(try txn.find(cursor, inline(3), tryNext: true) { Array($0) } == inline(33).array)
-            #expect(try txn.find(cursor, inline(5), tryNext: true) { Array($0) } == nil)
-            #expect(try txn.find(cursor, inline(4), tryNext: true) { Array($0) } == inline(44).array)
-            #expect(try txn.find(cursor, inline(9), tryNext: true) { Array($0) } == nil, "past the end")
+            // The next key is one step of the cursor; any other key (before, a gap, missing)
+            // is searched. Keys now: [1], [2], 3, 4.
+            _ = try cursor.withValue(inline(3)) { _ in () }
+            #expect(try cursor.withValue(inline(4)) { Array($0) } == inline(44).array)
+            #expect(try cursor.withValue(inline(3)) { Array($0) } == inline(33).array)
+            #expect(try cursor.withValue(inline(5)) { Array($0) } == nil)
+            #expect(try cursor.withValue(inline(4)) { Array($0) } == inline(44).array)
+            #expect(try cursor.withValue(inline(9)) { Array($0) } == nil, "past the end")
         }
         #expect(try env.withReadTransaction { try $0.count(db) } == 4)
         env.close()
