@@ -137,30 +137,28 @@ public final class LMDBTransaction {
     public func insert<T>(
         _ db: LMDBDatabase, _ key: InlineBytes, _ value: InlineBytes, existing: (UnsafeRawBufferPointer) throws -> T
     ) throws -> T? {
-        precondition(!isReadOnly, "insert in a read-only transaction")
-        return try key.withUnsafeBytes { kb in
-            try value.withUnsafeBytes { vb in
-                var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-                var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
-                let rc = mdb_put(handle, db.dbi, &k, &v, UInt32(MDB_NOOVERWRITE))
-                if rc == MDB_KEYEXIST {
-                    // LMDB points `v` at the stored value.
-                    return try existing(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
-                }
-                try checkWrite(rc, "mdb_put(\(db.name))")
-                mutationCount += 1
-                return nil
-            }
+        var found: T?
+        try key.withUnsafeBytes { kb in
+            try value.withUnsafeBytes { vb in _ = try put(db, key: kb, value: vb, overwrite: false) { found = try existing($0) } }
         }
+        return found
     }
 
-    private func put(_ db: LMDBDatabase, key kb: UnsafeRawBufferPointer, value vb: UnsafeRawBufferPointer, overwrite: Bool) throws -> Bool {
+    /// `mdb_put`; without `overwrite` an existing key is left alone, `existing` reads its
+    /// stored value (LMDB points `v` at it) and the call returns false.
+    private func put(
+        _ db: LMDBDatabase, key kb: UnsafeRawBufferPointer, value vb: UnsafeRawBufferPointer, overwrite: Bool,
+        existing: (UnsafeRawBufferPointer) throws -> Void = { _ in }
+    ) throws -> Bool {
         precondition(!isReadOnly, "put in a read-only transaction")
         let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)
         var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
         var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
         let rc = mdb_put(handle, db.dbi, &k, &v, flags)
-        if rc == MDB_KEYEXIST && !overwrite { return false }
+        if rc == MDB_KEYEXIST && !overwrite {
+            try existing(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            return false
+        }
         try checkWrite(rc, "mdb_put(\(db.name))")
         mutationCount += 1
         return true
