@@ -220,8 +220,7 @@ public final class LMDBTransaction {
         try key.withUnsafeBytes { kb in
             var k = MDB_val()
             var v = MDB_val()
-            let onKey = mdb_cursor_get(cursor.cursor, &k, &v, MDB_GET_CURRENT) == MDB_SUCCESS && k.mv_size == kb.count
-                && (kb.isEmpty || memcmp(k.mv_data, kb.baseAddress!, kb.count) == 0)
+            let onKey = mdb_cursor_get(cursor.cursor, &k, &v, MDB_GET_CURRENT) == MDB_SUCCESS && sameKey(k, kb)
             guard onKey else {
                 _ = try put(cursor.db, key: kb, value: value, overwrite: true)
                 return
@@ -320,7 +319,7 @@ public struct LMDBSequentialReader {
         var v = MDB_val()
         if positioned {
             let rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
-            if rc == MDB_SUCCESS, k.mv_size == key.count, key.isEmpty || memcmp(k.mv_data, key.baseAddress!, key.count) == 0 {
+            if rc == MDB_SUCCESS, sameKey(k, key) {
                 return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
             }
             if rc != MDB_SUCCESS && rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get(\(db.name))") }
@@ -332,6 +331,11 @@ public struct LMDBSequentialReader {
         try check(rc, "mdb_cursor_get(\(db.name))")
         return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
+}
+
+/// Whether the key LMDB returned in `k` is `key`.
+func sameKey(_ k: MDB_val, _ key: UnsafeRawBufferPointer) -> Bool {
+    k.mv_size == key.count && (key.isEmpty || memcmp(k.mv_data, key.baseAddress!, key.count) == 0)
 }
 
 /// LMDB's default key order: memcmp over the common length, then shorter first.

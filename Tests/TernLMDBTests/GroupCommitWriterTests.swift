@@ -4,24 +4,6 @@ import TernTestSupport
 
 @testable import TernLMDB
 
-/// Counts commits reported by the writer.
-final class CommitLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var reports: [CommitReport] = []
-
-    func add(_ report: CommitReport) {
-        lock.lock()
-        reports.append(report)
-        lock.unlock()
-    }
-
-    var snapshot: [CommitReport] {
-        lock.lock()
-        defer { lock.unlock() }
-        return reports
-    }
-}
-
 struct Failure: Error, Equatable {
     let id: Int
 }
@@ -45,8 +27,8 @@ struct GroupCommitWriterTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let (env, db) = try open(dir)
-        let log = CommitLog()
-        let writer = GroupCommitWriter(environment: env, maxBatch: 1024) { log.add($0) }
+        let log = Locked<[CommitReport]>([])
+        let writer = GroupCommitWriter(environment: env, maxBatch: 1024) { report in log.mutate { $0.append(report) } }
         let writes = 400
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<writes {
@@ -60,7 +42,7 @@ struct GroupCommitWriterTests {
             try await group.waitForAll()
         }
         await writer.shutdown()
-        let reports = log.snapshot
+        let reports = log.value
         let committed = reports.filter { $0.error == nil && $0.commitNanoseconds > 0 }
         #expect(reports.map(\.requests).reduce(0, +) == writes)
         #expect(committed.count < writes, "expected batching: \(committed.count) commits for \(writes) writes")
@@ -73,8 +55,8 @@ struct GroupCommitWriterTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let (env, db) = try open(dir)
-        let log = CommitLog()
-        let writer = GroupCommitWriter(environment: env) { log.add($0) }
+        let log = Locked<[CommitReport]>([])
+        let writer = GroupCommitWriter(environment: env) { report in log.mutate { $0.append(report) } }
         let results = await withTaskGroup(of: (Int, Bool).self) { group in
             for i in 0..<100 {
                 group.addTask {
@@ -96,7 +78,7 @@ struct GroupCommitWriterTests {
         try env.withReadTransaction { txn throws in
             for i in 0..<100 { #expect(try txn.contains(db, key(i)) == (i % 10 != 3)) }
         }
-        #expect(log.snapshot.allSatisfy { $0.replays == 0 })
+        #expect(log.value.allSatisfy { $0.replays == 0 })
         await writer.shutdown()
         env.close()
     }
@@ -106,8 +88,8 @@ struct GroupCommitWriterTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let (env, db) = try open(dir)
-        let log = CommitLog()
-        let writer = GroupCommitWriter(environment: env) { log.add($0) }
+        let log = Locked<[CommitReport]>([])
+        let writer = GroupCommitWriter(environment: env) { report in log.mutate { $0.append(report) } }
         // Hold the writer busy so the next requests queue into one batch.
         let hold = WriterHold()
         let blocker = Task {
@@ -140,7 +122,7 @@ struct GroupCommitWriterTests {
             #expect(try txn.get(db, key(7)) == nil)
             for i in 0..<20 where i != 7 { #expect(try txn.get(db, key(i)) == [UInt8(i)]) }
         }
-        #expect(log.snapshot.contains { $0.replays == 1 && $0.requests == 20 })
+        #expect(log.value.contains { $0.replays == 1 && $0.requests == 20 })
         await writer.shutdown()
         env.close()
     }
@@ -202,8 +184,8 @@ struct GroupCommitWriterTests {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let (env, db) = try open(dir)
-        let log = CommitLog()
-        let writer = GroupCommitWriter(environment: env, callerCommits: true) { log.add($0) }
+        let log = Locked<[CommitReport]>([])
+        let writer = GroupCommitWriter(environment: env, callerCommits: true) { report in log.mutate { $0.append(report) } }
         let hookThreads = Locked<[UInt]>([])
         writer.addBatchHook { hookThreads.mutate { $0.append(UInt(bitPattern: Int(bitPattern: pthread_self()))) } }
         let outcomes = await Task.detached { () -> (asked: [Bool], seenBefore: [UInt8]?, ran: [(thread: UInt, writer: Bool, ok: Bool)], me: UInt) in
@@ -230,10 +212,10 @@ struct GroupCommitWriterTests {
         #expect(outcomes.ran.allSatisfy { $0.thread == outcomes.me && $0.writer && $0.ok }, "completions on the caller, as the committer")
         #expect(hookThreads.value == [outcomes.me])
         for i in 0..<5 { #expect(try env.withReadTransaction { try $0.get(db, key(i)) } == [UInt8(i)]) }
-        #expect(log.snapshot.map(\.requests) == [5])
+        #expect(log.value.map(\.requests) == [5])
         // Committing again with nothing queued does nothing.
         writer.commitDeferred()
-        #expect(log.snapshot.count == 1)
+        #expect(log.value.count == 1)
         await writer.shutdown()
         env.close()
     }
